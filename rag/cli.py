@@ -1,0 +1,204 @@
+"""The `rag` command: a thin layer over the public API in rag/__init__.py."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_INDEX = os.environ.get("RAG_INDEX_DIR", "index")
+DEFAULT_CORPUS = os.environ.get("RAG_CORPUS_DIR", "corpus")
+
+
+def _parse_filters(items: list[str] | None) -> dict:
+    """--filter key=value (repeatable; a repeated key means any of the values)."""
+    filters: dict[str, object] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"rag: --filter expects key=value, got {item!r}")
+        key, value = key.strip(), value.strip()
+        if key in filters:
+            previous = filters[key]
+            filters[key] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            filters[key] = value
+    return filters
+
+
+def _load_mapping(path: str | None) -> dict | None:
+    if not path:
+        return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"rag: cannot read mapping {path}: {exc}")
+
+
+def _index_for_query(args) -> "rag.Index":  # noqa: F821
+    import rag
+
+    return rag.default_index(args.index, args.corpus, model=args.model)
+
+
+def cmd_build(args) -> int:
+    import rag
+
+    report = rag.BuildReport()
+    index = rag.build_index(args.corpus_dir or args.corpus, args.index, model=args.model,
+                            mapping=_load_mapping(args.mapping), rebuild=args.rebuild,
+                            progress=not args.quiet, report=report)
+    if report.up_to_date:
+        print(f"index {args.index} is up to date: {report.documents} documents, {report.chunks} chunks "
+              f"({report.seconds:.1f} s)")
+    else:
+        print(f"indexed {report.documents} documents, {report.chunks} chunks into {args.index} in "
+              f"{report.seconds:.1f} s (embedded {report.embedded_chunks}, reused {report.reused_chunks}; "
+              f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)})")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} file(s):")
+        for path, reason in report.skipped:
+            print(f"  {path}: {reason}")
+    del index
+    return 0
+
+
+def cmd_search(args) -> int:
+    index = _index_for_query(args)
+    hits = index.search(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter))
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print("no matching paragraphs")
+    for n, hit in enumerate(hits, 1):
+        print(f"[{n}] {hit.title} · {hit.section or '—'} · {hit.doc_id}:{hit.start}-{hit.end} · score {hit.score:.4f}")
+        print(f"    {hit.text}\n")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from rag.answer import answer_to_json, format_answer
+
+    index = _index_for_query(args)
+    result = index.answer(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter))
+    if args.json:
+        print(json.dumps(answer_to_json(result), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(result, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_docs(args) -> int:
+    index = _index_for_query(args)
+    counts = index.chunk_counts()
+    rows = [(d.doc_id, d.title, d.meta.get("publish_date") or d.meta.get("date") or "", counts.get(d.doc_id, 0))
+            for d in index.documents()]
+    if args.json:
+        print(json.dumps([dict(zip(("doc_id", "title", "date", "chunks"), r)) for r in rows], ensure_ascii=False, indent=2))
+        return 0
+    for doc_id, title, date, chunks in rows:
+        print(f"{doc_id}\t{date or '—'}\t{chunks} chunks\t{title}")
+    print(f"{len(rows)} documents, {sum(counts.values())} chunks")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from ui.app import serve
+
+    serve(corpus_dir=args.corpus, index_dir=args.index, host=args.host, port=args.port, model=args.model)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from rag.evaluation import run_cli
+
+    return run_cli(args)
+
+
+def cmd_bench(args) -> int:
+    from rag.bench import run_cli
+
+    return run_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Ask questions over Chinese government replies, with cited sources.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, corpus=True):
+        p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+        if corpus:
+            p.add_argument("--corpus", default=DEFAULT_CORPUS, help="corpus folder, used when the index is missing")
+        p.add_argument("--model", default=None, help="embedding model name or path (default: the bundled multilingual-e5-small)")
+
+    def query_args(p):
+        p.add_argument("question")
+        p.add_argument("-k", type=int, default=5, help="number of paragraphs (default: %(default)s)")
+        p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid")
+        p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                       help="doc_id, path_prefix, issuer, year, date_from, date_to (repeatable)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("build", help="build or update the index of a corpus folder")
+    p.add_argument("corpus_dir", nargs="?", default=None, help="corpus folder (default: ./corpus)")
+    common(p)
+    p.add_argument("--mapping", help="JSON column mapping for .xlsx/.csv/.jsonl files without a sidecar")
+    p.add_argument("--rebuild", action="store_true", help="start from scratch instead of updating")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("search", help="list the paragraphs that best match a question")
+    query_args(p)
+    common(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with highlighted citations")
+    query_args(p)
+    common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("docs", help="list the indexed documents")
+    common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("serve", help="serve the web chat (builds the index first when missing)")
+    common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("eval", help="run eval sets and report retrieval and answer quality")
+    p.add_argument("files", nargs="*", help="eval JSONL files (default: eval/*.jsonl)")
+    p.add_argument("--mode", choices=("hybrid", "bm25", "dense", "all"), default="hybrid")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--report", help="write a Markdown report to this path")
+    p.add_argument("--model", default=None)
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions of each file")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="measure build time, query latency and memory")
+    p.add_argument("target", choices=("corpus", "tipdm", "ncp", "incremental", "answer"))
+    p.add_argument("--queries", type=int, default=50)
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.types import RagError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except RagError as exc:
+        print(f"rag: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

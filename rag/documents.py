@@ -1,0 +1,227 @@
+"""Corpus loading: walk a folder, decode every supported file, and report the files it could not read.
+
+A bad file never stops a load: it becomes a `SkippedFile` with a reason a user can act on, and a
+logging warning names it.
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from rag.metadata import parse_reply
+from rag.types import Document, RagError, Span
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 50 * 1024 * 1024
+TEXT_SUFFIXES = (".txt", ".md")
+SIDECAR_SUFFIX = ".rag.json"
+WARN_PER_FILE = 5  # a table with many bad rows logs this many warnings, then one summary
+CONFIDENT_CHAOS = 0.1  # charset-normalizer "mess" ratio below which its guess is accepted
+
+
+@dataclass
+class SkippedFile:
+    """A file (or tabular row, "file#id") that was not loaded, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    """Documents read from a corpus plus everything that was skipped."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
+
+    def extend(self, other: "LoadResult") -> None:
+        self.documents.extend(other.documents)
+        self.skipped.extend(other.skipped)
+
+
+class Unreadable(Exception):
+    """Raised by a reader for a file it must skip; the message is the user-facing reason."""
+
+
+# ---------------------------------------------------------------- documents
+
+
+def content_hash(text: str, title: str, meta: dict[str, Any]) -> str:
+    """sha256 over text, title and meta, so an incremental build sees any change."""
+    digest = hashlib.sha256()
+    for part in (text, title, json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def make_document(
+    doc_id: str,
+    text: str,
+    title: str | None = None,
+    meta: dict[str, Any] | None = None,
+    content_spans: list[Span] | None = None,
+    page_starts: list[int] | None = None,
+    meta_defaults: dict[str, Any] | None = None,
+) -> Document:
+    """A Document with reply metadata parsed from the text.
+
+    Precedence: `meta` > parsed from the text > `meta_defaults`; an explicit title wins too.
+    """
+    parsed_title, parsed_meta, parsed_spans = parse_reply(text)
+    merged = {**(meta_defaults or {}), **parsed_meta, **(meta or {})}
+    if "date" not in (meta or {}):
+        merged.pop("date", None)
+        date = merged.get("publish_date") or merged.get("sign_date")
+        if date:
+            merged["date"] = date
+    final_title = title or parsed_title
+    return Document(
+        doc_id=doc_id,
+        text=text,
+        title=final_title,
+        meta=merged,
+        content_spans=list(content_spans if content_spans is not None else parsed_spans),
+        page_starts=list(page_starts or []),
+        content_hash=content_hash(text, final_title, merged),
+    )
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode_bytes(data: bytes) -> str:
+    """UTF-8 (BOM removed), else GB18030/GBK, else a confident charset-normalizer guess."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise Unreadable("undecodable UTF-16 text") from exc
+    if b"\x00" in data:
+        raise Unreadable("binary file (contains NUL bytes)")
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return _guess_decode(data)
+
+
+def _guess_decode(data: bytes) -> str:
+    """charset-normalizer's best guess, accepted only when it reads as clean text."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    wide = best is not None and best.encoding.startswith(("utf_16", "utf_32"))  # BOM-less: a wild guess
+    if best is None or wide or best.chaos > CONFIDENT_CHAOS:
+        raise Unreadable("undecodable text: not UTF-8 or GB18030, and no confident encoding guess")
+    return str(best)
+
+
+def read_text_file(path: Path, doc_id: str) -> LoadResult:
+    """A .txt/.md file as one Document whose text is the decoded file, unchanged."""
+    text = decode_bytes(path.read_bytes())
+    if not text.strip():
+        raise Unreadable("empty file (no text)")
+    return LoadResult([make_document(doc_id, text)], [])
+
+
+# ---------------------------------------------------------------- walking
+
+
+def _hidden(name: str) -> bool:
+    """Dot files and Office lock files ("~$report.docx") are never documents."""
+    return name.startswith((".", "~$"))
+
+
+def iter_corpus_files(root: Path) -> list[tuple[str, Path]]:
+    """(relative POSIX path, path) of every non-hidden, non-sidecar file, sorted; follows symlinks."""
+    found: list[tuple[str, Path]] = []
+    seen_dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        for name in filenames:
+            if _hidden(name) or name.endswith(SIDECAR_SUFFIX):
+                continue
+            path = Path(dirpath) / name
+            found.append((path.relative_to(root).as_posix(), path))
+    return sorted(found)
+
+
+def _reader_for(suffix: str) -> Callable[..., LoadResult] | None:
+    """The reader function for a file suffix (None when unsupported)."""
+    if suffix in TEXT_SUFFIXES:
+        return lambda path, doc_id, mapping: read_text_file(path, doc_id)
+    from rag import formats  # formats imports this module: import it late
+
+    return formats.READERS.get(suffix)
+
+
+def _precheck(path: Path, max_bytes: int) -> None:
+    """Reject broken links, empty and oversized files before reading them."""
+    if not path.exists():
+        raise Unreadable("broken symlink")
+    size = path.stat().st_size
+    if size == 0:
+        raise Unreadable("empty file (0 bytes)")
+    if size > max_bytes:
+        raise Unreadable(f"file too large ({size / 1e6:.1f} MB > limit {max_bytes / 1e6:.1f} MB)")
+
+
+def load_file(path: Path, doc_id: str, mapping: dict | None = None, max_bytes: int = MAX_BYTES) -> LoadResult:
+    """Read one corpus file; any failure becomes a SkippedFile instead of an exception."""
+    reader = _reader_for(path.suffix.lower())
+    if reader is None:
+        log.info("skipping %s: unsupported file type", doc_id)
+        return LoadResult([], [SkippedFile(doc_id, f"unsupported file type '{path.suffix or path.name}'")])
+    try:
+        _precheck(path, max_bytes)
+        result = reader(path, doc_id, mapping)
+    except Unreadable as exc:
+        result = LoadResult([], [SkippedFile(doc_id, str(exc))])
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop a corpus load
+        result = LoadResult([], [SkippedFile(doc_id, f"could not read: {type(exc).__name__}: {exc}")])
+    for skipped in result.skipped[:WARN_PER_FILE]:
+        log.warning("skipped %s: %s", skipped.path, skipped.reason)
+    if len(result.skipped) > WARN_PER_FILE:
+        log.warning("skipped %d more rows of %s (see LoadResult.skipped)", len(result.skipped) - WARN_PER_FILE, doc_id)
+    return result
+
+
+def _progress(items: list, enabled: bool) -> Iterable:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="reading", unit="file")
+
+
+def load_corpus(
+    corpus_dir: str | os.PathLike,
+    mapping: dict | None = None,
+    progress: bool = False,
+    max_bytes: int = MAX_BYTES,
+) -> LoadResult:
+    """Every supported file under `corpus_dir` as Documents, plus what was skipped and why.
+
+    `mapping` names the columns of tabular files that have no `<file>.rag.json` sidecar.
+    """
+    root = Path(corpus_dir)
+    if not root.is_dir():
+        raise RagError(f"corpus folder not found: {root} (give an existing folder of documents)")
+    result = LoadResult()
+    for doc_id, path in _progress(iter_corpus_files(root), progress):
+        result.extend(load_file(path, doc_id, mapping, max_bytes))
+    return result

@@ -1,0 +1,493 @@
+"""Build, store, load and query the index: FAISS vectors + bm25s keywords + a JSON chunk store.
+
+Layout of an index folder:
+    CURRENT                 name of the generation in use (replaced atomically)
+    generations/<name>/     manifest.json, documents.json, chunks.json, vectors.faiss, bm25/
+    .build.lock             held while a build runs
+A build writes a complete new generation beside the current one and only then switches CURRENT, so a
+build killed at any moment leaves the previous index usable.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.retrieval import (
+    FUSION_DEPTH,
+    MODES,
+    Ranking,
+    check_filters,
+    document_matches,
+    fuse,
+    top_k,
+)
+from rag.text import has_cjk
+from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MAX_QUESTION_CHARS = 1000  # longer questions are cut for retrieval; 5,000-character pastes stay answerable
+STORE_FILES = ("documents.json", "chunks.json", "vectors.faiss")
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI and benchmarks."""
+
+    documents: int = 0
+    chunks: int = 0
+    embedded_chunks: int = 0
+    reused_chunks: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("rag-gov", "faiss-cpu", "bm25s", "sentence-transformers", "jieba", "langchain-text-splitters"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _current_generation(index_dir: Path) -> Path | None:
+    pointer = index_dir / "CURRENT"
+    if not pointer.exists():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    if not name or "/" in name or name.startswith("."):
+        raise IndexLoadError(f"{pointer} is corrupted; rebuild with `rag build --rebuild --index {index_dir}`")
+    return index_dir / "generations" / name
+
+
+def index_exists(index_dir: str | os.PathLike) -> bool:
+    """True when the folder holds a switched-in generation (it may still fail verification)."""
+    try:
+        generation = _current_generation(Path(index_dir))
+    except IndexLoadError:
+        return True
+    return generation is not None and generation.exists()
+
+
+def _rebuild_hint(index_dir: Path) -> str:
+    return f"rebuild it with `rag build --rebuild --index {index_dir}`"
+
+
+class Index:
+    """A loaded index: search, answer and read documents; the one object every front end uses."""
+
+    def __init__(self, index_dir: Path, generation: Path, manifest: dict, documents: list[Document],
+                 chunks: list[Chunk], vectors, bm25, model: str | None = None):
+        from rag.embeddings import Embedder
+
+        self.index_dir = index_dir
+        self.generation = generation
+        self.manifest = manifest
+        self._documents = {doc.doc_id: doc for doc in documents}
+        self.chunks = chunks
+        self.vectors = vectors  # faiss.IndexFlatIP of normalised vectors
+        self.bm25 = bm25
+        self.embedder = Embedder(model if model is not None else manifest["model_name"])
+        self._chunk_doc = [self._documents[c.doc_id] for c in chunks]
+
+    # ---- documents -------------------------------------------------------------------------
+    def document(self, doc_id: str) -> Document:
+        """The stored document; only ids in the index resolve, so no request reaches other files."""
+        try:
+            return self._documents[doc_id]
+        except KeyError:
+            raise RagError(f"no document {doc_id!r} in this index") from None
+
+    def documents(self) -> list[Document]:
+        return list(self._documents.values())
+
+    def chunk_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for chunk in self.chunks:
+            counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+        return counts
+
+    # ---- search ----------------------------------------------------------------------------
+    def _mask(self, filters: dict[str, Any]) -> np.ndarray | None:
+        if not filters:
+            return None
+        allowed_docs = {d.doc_id for d in self._documents.values() if document_matches(d.doc_id, d.meta, filters)}
+        return np.fromiter((c.doc_id in allowed_docs for c in self.chunks), dtype=bool, count=len(self.chunks))
+
+    def _bm25_ranking(self, question: str, depth: int, mask: np.ndarray | None) -> Ranking:
+        from rag.tokenize import tokenize
+
+        tokens = [t for t in tokenize(question) if t in self.bm25.vocab_dict]
+        if not tokens or len(self.chunks) == 0:
+            return top_k(np.zeros(len(self.chunks)), 0)
+        scores = self.bm25.get_scores(tokens)
+        return top_k(scores, depth, mask, positive_only=True)
+
+    def _dense_ranking(self, question: str, depth: int, mask: np.ndarray | None) -> Ranking:
+        import faiss
+
+        n = self.vectors.ntotal
+        if n == 0:
+            return top_k(np.zeros(0), 0)
+        query = self.embedder.embed_queries([question])
+        if mask is None:
+            scores, ids = self.vectors.search(query, min(depth, n))
+        else:
+            allowed = np.flatnonzero(mask).astype(np.int64)
+            if len(allowed) == 0:
+                return top_k(np.zeros(0), 0)
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            scores, ids = self.vectors.search(query, min(depth, len(allowed)), params=params)
+        keep = ids[0] >= 0
+        return Ranking(ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32))
+
+    def search(self, question: str, k: int = 5, mode: str = "hybrid",
+               filters: dict[str, Any] | None = None) -> list[Hit]:
+        """The k best paragraphs for a question, best first; filters apply before the cut."""
+        question = _clean_question(question)
+        if mode not in MODES:
+            raise RagError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        k = max(1, int(k))
+        filters = check_filters(filters)
+        mask = self._mask(filters)
+        depth = max(FUSION_DEPTH, k)
+        bm25 = self._bm25_ranking(question, depth, mask) if mode in ("hybrid", "bm25") else None
+        dense = self._dense_ranking(question, depth, mask) if mode in ("hybrid", "dense") else None
+        if mode == "bm25":
+            final = Ranking(bm25.ids[:k], bm25.scores[:k])
+        elif mode == "dense":
+            final = Ranking(dense.ids[:k], dense.scores[:k])
+        else:
+            bm25_weight, dense_weight = fusion_weights(question)
+            final = fuse([(bm25, bm25_weight), (dense, dense_weight)], k)
+        ranks = {
+            "bm25": {int(i): r for r, i in enumerate(bm25.ids.tolist(), 1)} if bm25 is not None else {},
+            "dense": {int(i): r for r, i in enumerate(dense.ids.tolist(), 1)} if dense is not None else {},
+        }
+        return [self._hit(int(i), float(s), ranks) for i, s in zip(final.ids, final.scores)]
+
+    def _hit(self, position: int, score: float, ranks: dict[str, dict[int, int]]) -> Hit:
+        chunk = self.chunks[position]
+        doc = self._chunk_doc[position]
+        meta = {**doc.meta, **chunk.meta, "chunk_id": chunk.chunk_id}
+        for name, table in ranks.items():
+            if position in table:
+                meta[f"{name}_rank"] = table[position]
+        return Hit(doc_id=chunk.doc_id, title=doc.title, section=chunk.section, text=chunk.text,
+                   start=chunk.start, end=chunk.end, score=round(score, 6), meta=meta)
+
+    def answer(self, question: str, k: int = 5, mode: str = "hybrid",
+               filters: dict[str, Any] | None = None) -> Answer:
+        """An extractive answer with highlighted citations, or an honest not-found."""
+        from rag.answer import CANDIDATE_HITS, answer_question
+
+        started = time.perf_counter()
+        hits = self.search(question, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
+        result = answer_question(_clean_question(question), hits, embedder=self.embedder)
+        result.question = question
+        result.citations = result.citations[:k]
+        result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        return result
+
+
+def fusion_weights(question: str) -> tuple[float, float]:
+    """Keyword and dense weights: a question without Chinese gets little from Chinese BM25."""
+    if has_cjk(question):
+        return 1.0, 1.0
+    return 0.3, 1.0
+
+
+def _clean_question(question: str) -> str:
+    if not isinstance(question, str) or not question.strip():
+        raise RagError("the question is empty; type a question such as 2023年新增了多少家高新技术企业？")
+    question = question.strip()
+    if len(question) > MAX_QUESTION_CHARS:
+        log.warning("question of %d characters cut to %d for retrieval", len(question), MAX_QUESTION_CHARS)
+        question = question[:MAX_QUESTION_CHARS]
+    return question
+
+
+# ---- loading ---------------------------------------------------------------------------------
+def _read_manifest(generation: Path, index_dir: Path) -> dict:
+    path = generation / "manifest.json"
+    if not path.exists():
+        raise IndexLoadError(f"{path} is missing: the index is incomplete; {_rebuild_hint(index_dir)}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexLoadError(f"{path} is corrupted ({exc}); {_rebuild_hint(index_dir)}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexLoadError(
+            f"{path} has index format {manifest.get('format_version')!r}, this version reads "
+            f"{FORMAT_VERSION}; {_rebuild_hint(index_dir)}")
+    return manifest
+
+
+def _verify_files(generation: Path, manifest: dict, index_dir: Path) -> None:
+    for rel, expected in manifest.get("files", {}).items():
+        path = generation / rel
+        if not path.exists():
+            raise IndexLoadError(f"{path} is missing; {_rebuild_hint(index_dir)}")
+        if _sha256(path) != expected:
+            raise IndexLoadError(f"{path} is corrupted (checksum differs from the manifest); {_rebuild_hint(index_dir)}")
+
+
+def load_index(index_dir: str | os.PathLike = "index", model: str | None = None) -> Index:
+    """Load and verify an index; `model`, when given, must be the one that built it."""
+    import bm25s
+    import faiss
+
+    from rag.model import model_id
+
+    index_dir = Path(index_dir)
+    generation = _current_generation(index_dir)
+    if generation is None or not generation.exists():
+        raise IndexLoadError(f"no index in {index_dir}; build one with `rag build CORPUS --index {index_dir}`")
+    manifest = _read_manifest(generation, index_dir)
+    if model is not None and model_id(model) != manifest["model"]:
+        raise IndexLoadError(
+            f"the index in {index_dir} was built with model {manifest['model']!r}, not {model_id(model)!r}; "
+            f"query it with that model or rebuild it with `rag build --rebuild --model {model}`")
+    _verify_files(generation, manifest, index_dir)
+    try:
+        documents = [Document.from_dict(d) for d in json.loads((generation / "documents.json").read_text("utf-8"))]
+        chunks = [Chunk.from_dict(c) for c in json.loads((generation / "chunks.json").read_text("utf-8"))]
+        vectors = faiss.read_index(str(generation / "vectors.faiss"))
+        bm25 = bm25s.BM25.load(str(generation / "bm25"), allow_pickle=False, show_progress=False)
+    except Exception as exc:  # checksums passed, so this is a version mismatch or a bug: say which file
+        raise IndexLoadError(f"cannot read the index in {generation} ({type(exc).__name__}: {exc}); "
+                             f"{_rebuild_hint(index_dir)}") from exc
+    if vectors.ntotal != len(chunks) or vectors.d != manifest["dim"] or bm25.scores["num_docs"] != len(chunks):
+        raise IndexLoadError(f"the files in {generation} disagree on the number of chunks; {_rebuild_hint(index_dir)}")
+    return Index(index_dir, generation, manifest, documents, chunks, vectors, bm25,
+                 model=model if model is not None else manifest["model_name"])
+
+
+# ---- building --------------------------------------------------------------------------------
+def _previous_state(index_dir: Path, model_key: str, chunk_config: dict) -> tuple[dict, dict]:
+    """Chunks, tokens and vectors of the current generation, reusable when model and chunking match."""
+    import faiss
+
+    try:
+        generation = _current_generation(index_dir)
+        if generation is None or not generation.exists():
+            return {}, {}
+        manifest = _read_manifest(generation, index_dir)
+        if manifest.get("model") != model_key or manifest.get("chunking") != chunk_config:
+            return {}, {}
+        _verify_files(generation, manifest, index_dir)
+        docs = {d["doc_id"]: d for d in json.loads((generation / "documents.json").read_text("utf-8"))}
+        chunks = json.loads((generation / "chunks.json").read_text("utf-8"))
+        tokens = json.loads((generation / "tokens.json").read_text("utf-8"))
+        vectors = faiss.read_index(str(generation / "vectors.faiss"))
+        matrix = vectors.reconstruct_n(0, vectors.ntotal) if vectors.ntotal else np.zeros((0, manifest["dim"]))
+    except (IndexLoadError, OSError, ValueError, RuntimeError) as exc:
+        log.warning("previous index not reusable (%s); embedding everything again", exc)
+        return {}, {}
+    by_doc: dict[str, list[tuple[dict, list[str], np.ndarray]]] = {}
+    for position, chunk in enumerate(chunks):
+        by_doc.setdefault(chunk["doc_id"], []).append((chunk, tokens[position], matrix[position]))
+    return docs, by_doc
+
+
+def _cleanup_stale(index_dir: Path, keep: set[str]) -> None:
+    generations = index_dir / "generations"
+    if not generations.exists():
+        return
+    for path in generations.iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _switch_generation(index_dir: Path, name: str) -> None:
+    pointer_tmp = index_dir / f"CURRENT.tmp-{os.getpid()}"
+    pointer_tmp.write_text(name + "\n", encoding="utf-8")
+    with open(pointer_tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer_tmp, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+
+
+def build_index(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
+                model: str | None = None, mapping: dict | None = None, rebuild: bool = False,
+                progress: bool = True, report: BuildReport | None = None) -> Index:
+    """Build or update the index of a corpus folder; unchanged documents are not embedded again."""
+    from filelock import FileLock, Timeout
+
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / ".build.lock"), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RagError(f"another build is running on {index_dir} (lock {index_dir / '.build.lock'}); "
+                       "wait for it to finish, then run the build again") from None
+    try:
+        report = report if report is not None else BuildReport()
+        _build_locked(Path(corpus_dir), index_dir, model, mapping, rebuild, progress, report)
+    finally:
+        lock.release()
+    return load_index(index_dir, model=model)
+
+
+def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping: dict | None,
+                  rebuild: bool, progress: bool, report: BuildReport) -> None:
+    import bm25s
+    import faiss
+    from tqdm import tqdm
+
+    from rag import chunking, tokenize as tokenize_module
+    from rag.chunking import chunk_document, embedding_text
+    from rag.documents import load_corpus
+    from rag.embeddings import Embedder
+    from rag.model import DEFAULT_MODEL, model_id
+    from rag.tokenize import tokenize
+
+    started = time.perf_counter()
+    model_name = model if model is not None else os.environ.get("RAG_MODEL") or DEFAULT_MODEL
+    model_key = model_id(model_name)
+    loaded = load_corpus(corpus_dir, mapping=mapping, progress=progress)
+    report.skipped = [(s.path, s.reason) for s in loaded.skipped]
+    if not loaded.documents:
+        raise RagError(f"no readable documents in {corpus_dir}"
+                       + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else "")
+                       + "; put .txt, .md, .html, .docx, .pdf, .xlsx, .csv or .jsonl files there")
+    seen: set[str] = set()
+    documents = []
+    for doc in loaded.documents:
+        if doc.doc_id in seen:
+            report.skipped.append((doc.doc_id, "duplicate document id; the first one is kept"))
+            continue
+        seen.add(doc.doc_id)
+        documents.append(doc)
+
+    chunk_config = {
+        "chunking": dict(getattr(chunking, "CHUNK_CONFIG", {})),
+        "tokenizer": getattr(tokenize_module, "TOKENIZER_VERSION", "1"),
+    }
+    old_docs, old_chunks = ({}, {}) if rebuild else _previous_state(index_dir, model_key, chunk_config)
+    new_ids = {d.doc_id for d in documents}
+    report.removed = sorted(set(old_docs) - new_ids)
+    unchanged = {d.doc_id for d in documents
+                 if d.doc_id in old_docs and old_docs[d.doc_id].get("content_hash") == d.content_hash}
+    report.added = sorted(d.doc_id for d in documents if d.doc_id not in old_docs)
+    report.changed = sorted(d.doc_id for d in documents if d.doc_id in old_docs and d.doc_id not in unchanged)
+    report.documents = len(documents)
+    if old_docs and not report.added and not report.changed and not report.removed:
+        report.up_to_date = True
+        report.chunks = sum(len(old_chunks.get(d, [])) for d in new_ids)
+        report.reused_chunks = report.chunks
+        report.seconds = time.perf_counter() - started
+        return
+
+    chunks: list[Chunk] = []
+    tokens: list[list[str]] = []
+    vectors: list[np.ndarray | None] = []
+    for doc in tqdm(documents, desc="chunking", unit="doc", disable=not progress):
+        if doc.doc_id in unchanged:
+            for chunk, chunk_tokens, vector in old_chunks.get(doc.doc_id, []):
+                chunks.append(Chunk.from_dict(chunk))
+                tokens.append(chunk_tokens)
+                vectors.append(vector)
+            continue
+        for chunk in chunk_document(doc):
+            chunks.append(chunk)
+            tokens.append(tokenize(embedding_text(chunk, doc.title)))
+            vectors.append(None)
+    if not chunks:
+        raise RagError(f"the documents in {corpus_dir} hold no text to index")
+
+    todo = [i for i, v in enumerate(vectors) if v is None]
+    report.embedded_chunks, report.reused_chunks, report.chunks = len(todo), len(chunks) - len(todo), len(chunks)
+    embedder = Embedder(model_name)
+    titles = {d.doc_id: d.title for d in documents}
+    if todo:
+        if progress:
+            print(f"embedding {len(todo)} chunks with {model_key} ({report.reused_chunks} reused)", flush=True)
+        fresh = embedder.embed_passages([embedding_text(chunks[i], titles[chunks[i].doc_id]) for i in todo],
+                                        progress=progress)
+        for row, i in enumerate(todo):
+            vectors[i] = fresh[row]
+    matrix = np.ascontiguousarray(np.vstack(vectors), dtype=np.float32)
+    dim = matrix.shape[1]
+
+    name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    generations = index_dir / "generations"
+    generations.mkdir(exist_ok=True)
+    staging = generations / f".tmp-{name}"
+    staging.mkdir()
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(matrix)
+    faiss.write_index(flat, str(staging / "vectors.faiss"))
+    retriever = bm25s.BM25()
+    retriever.index([t if t else [""] for t in tokens], show_progress=False)
+    retriever.save(str(staging / "bm25"), allow_pickle=False)
+    _write_json(staging / "documents.json", [d.to_dict() for d in documents])
+    _write_json(staging / "chunks.json", [c.to_dict() for c in chunks])
+    _write_json(staging / "tokens.json", tokens)
+    files = {}
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        files[path.relative_to(staging).as_posix()] = _sha256(path)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": model_key,
+        "model_name": model_name,
+        "dim": int(dim),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "corpus_dir": str(corpus_dir),
+        "counts": {"documents": len(documents), "chunks": len(chunks)},
+        "chunking": chunk_config,
+        "versions": _versions(),
+        "files": files,
+    }
+    _write_json(staging / "manifest.json", manifest)
+    _fsync_dir(staging)
+    final = generations / name
+    os.replace(staging, final)
+    _switch_generation(index_dir, name)
+    _cleanup_stale(index_dir, keep={name})
+    report.seconds = time.perf_counter() - started

@@ -1,0 +1,106 @@
+"""Ranking helpers: metadata filters, top-k over score arrays, and weighted reciprocal rank fusion."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+from rag.types import RagError
+
+MODES = ("hybrid", "bm25", "dense")
+FILTER_KEYS = ("doc_id", "path_prefix", "issuer", "date_from", "date_to", "year")
+
+# Fusion settings, measured on eval/reference.jsonl (see eval/REPORT.md): lists are fused deep
+# (a shallow cut let BM25 noise push English questions out of the top 5).
+FUSION_DEPTH = 100
+RRF_K = 60
+
+
+@dataclass
+class Ranking:
+    """Positions into the chunk table, best first, with the score each list gave them."""
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+def top_k(scores: np.ndarray, k: int, mask: np.ndarray | None = None, positive_only: bool = False) -> Ranking:
+    """Best k positions of a full score array, restricted to `mask` before the cut."""
+    scores = np.asarray(scores, dtype=np.float32)
+    allowed = np.ones(len(scores), dtype=bool) if mask is None else mask.copy()
+    if positive_only:
+        allowed &= scores > 0
+    candidates = np.flatnonzero(allowed)
+    if len(candidates) == 0 or k <= 0:
+        return Ranking(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    cand_scores = scores[candidates]
+    if len(candidates) > k:
+        part = np.argpartition(-cand_scores, k - 1)[:k]
+        candidates, cand_scores = candidates[part], cand_scores[part]
+    order = np.lexsort((candidates, -cand_scores))  # ties broken by position for stable results
+    return Ranking(candidates[order].astype(np.int64), cand_scores[order])
+
+
+def fuse(rankings: Iterable[tuple[Ranking, float]], k: int, rrf_k: int = RRF_K) -> Ranking:
+    """Weighted reciprocal rank fusion: sum of weight / (rrf_k + rank) over the lists."""
+    fused: dict[int, float] = {}
+    for ranking, weight in rankings:
+        if weight <= 0:
+            continue
+        for rank, idx in enumerate(ranking.ids.tolist(), start=1):
+            fused[idx] = fused.get(idx, 0.0) + weight / (rrf_k + rank)
+    if not fused:
+        return Ranking(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    ids = np.fromiter(fused.keys(), dtype=np.int64, count=len(fused))
+    scores = np.fromiter(fused.values(), dtype=np.float32, count=len(fused))
+    return top_k_from(ids, scores, k)
+
+
+def top_k_from(ids: np.ndarray, scores: np.ndarray, k: int) -> Ranking:
+    """Sort (ids, scores) pairs by score, ties by id, and keep k."""
+    order = np.lexsort((ids, -scores))[:k]
+    return Ranking(ids[order], scores[order])
+
+
+def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
+    """Reject unknown filter names early with the list of known ones."""
+    filters = {key: value for key, value in (filters or {}).items() if value not in (None, "", [])}
+    unknown = sorted(set(filters) - set(FILTER_KEYS))
+    if unknown:
+        raise RagError(f"unknown filter {', '.join(unknown)}; known filters: {', '.join(FILTER_KEYS)}")
+    return filters
+
+
+def _as_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple, set)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def document_date(meta: dict[str, Any]) -> str:
+    """The ISO date a document is filtered by: published, else signed, else the row's date."""
+    for key in ("publish_date", "sign_date", "date"):
+        if meta.get(key):
+            return str(meta[key])
+    return ""
+
+
+def document_matches(doc_id: str, meta: dict[str, Any], filters: dict[str, Any]) -> bool:
+    """Whether one document passes every filter (all filters must hold)."""
+    if "doc_id" in filters and doc_id not in _as_list(filters["doc_id"]):
+        return False
+    if "path_prefix" in filters and not any(doc_id.startswith(p) for p in _as_list(filters["path_prefix"])):
+        return False
+    if "issuer" in filters:
+        issuer = str(meta.get("issuer", ""))
+        if not issuer or not any(want in issuer for want in _as_list(filters["issuer"])):
+            return False
+    date = document_date(meta)
+    if "year" in filters and not any(date.startswith(str(y)) for y in _as_list(filters["year"])):
+        return False
+    if "date_from" in filters and (not date or date < str(filters["date_from"])):
+        return False
+    if "date_to" in filters and (not date or date[: len(str(filters["date_to"]))] > str(filters["date_to"])):
+        return False
+    return True

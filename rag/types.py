@@ -1,0 +1,90 @@
+"""Small dataclasses carried between the pipeline stages (documents → chunks → index → hits → answers)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Span = tuple[int, int]
+
+
+@dataclass
+class Document:
+    """One source document; `text` is stored exactly as read so offsets stay valid."""
+
+    doc_id: str  # path relative to the corpus folder (POSIX); tabular rows: "file.xlsx#<row id>"
+    text: str
+    title: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)  # issuer, publish_date (ISO), proposal_number, ...
+    content_spans: list[Span] = field(default_factory=list)  # body ranges; page chrome lies outside them
+    page_starts: list[int] = field(default_factory=list)  # PDF: offset where page i+1 begins
+    content_hash: str = ""  # sha256 of text + title + meta, for incremental builds
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Document":
+        data = dict(data)
+        data["content_spans"] = [tuple(s) for s in data.get("content_spans", [])]
+        return cls(**data)
+
+
+@dataclass
+class Chunk:
+    """A retrievable paragraph: `document.text[start:end] == text`."""
+
+    doc_id: str
+    chunk_id: int  # position within its document
+    text: str
+    start: int
+    end: int
+    section: str = ""  # heading path, e.g. "二、大力推动电子信息产业发展 > （一）创新主体规模不断壮大。"
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. {"page": 3}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Chunk":
+        return cls(**data)
+
+
+@dataclass
+class Hit:
+    """One retrieved paragraph with everything needed to cite it."""
+
+    doc_id: str
+    title: str
+    section: str
+    text: str
+    start: int
+    end: int
+    score: float
+    meta: dict[str, Any] = field(default_factory=dict)  # document metadata + chunk metadata + ranks
+    highlights: list[Span] = field(default_factory=list)  # spans inside `text` that make up an answer
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What a user gets back: the answer in the source's own words, or an honest not-found."""
+
+    question: str
+    text: str | None
+    found: bool
+    citations: list[Hit] = field(default_factory=list)
+    kind: str = ""  # quantity, person, organisation, date, document, list, reason, yesno, other
+    elapsed_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RagError(Exception):
+    """A problem the user can fix; the message says what and how."""
+
+
+class IndexLoadError(RagError):
+    """The index on disk is missing, corrupted, or incompatible."""

@@ -1,0 +1,60 @@
+"""Shared fixtures; the offline switches are set before anything imports transformers or gradio."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "corpus"
+SEED_NAME = "sjz-kjj-2024-proposal-0520-reply.txt"
+SEED_PATH = CORPUS / SEED_NAME
+SHARED = Path(os.environ.get("RAG_SHARED_DIR", REPO.parent / "shared"))
+TIPDM_XLSX = SHARED / "data" / "tipdm2020_gov_messages" / "messages_and_replies.xlsx"
+NCP_JSONL = SHARED / "data" / "ncp_policies" / "documents.jsonl"
+
+
+def need_shared(path: Path) -> Path:
+    """Skip (with the reason) when the shared data of the developers' machines is not here."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared is only on the developers' and CI machines")
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_text() -> str:
+    return SEED_PATH.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def tipdm_xlsx() -> Path:
+    return need_shared(TIPDM_XLSX)
+
+
+@pytest.fixture(scope="session")
+def ncp_jsonl() -> Path:
+    return need_shared(NCP_JSONL)
+
+
+@pytest.fixture(scope="session")
+def reference_index_dir(tmp_path_factory) -> Path:
+    """An index of the project's own corpus/, built once per test session."""
+    import rag
+
+    index_dir = tmp_path_factory.mktemp("reference-index")
+    rag.build_index(CORPUS, index_dir, progress=False)
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def reference_index(reference_index_dir):
+    import rag
+
+    return rag.load_index(reference_index_dir)

@@ -1,0 +1,152 @@
+"""The web chat in a real browser (headless Chromium at 1280×800): ask, read highlighted sources, open a document.
+
+Set RAG_SCREENSHOT=1 to refresh docs/screenshot.png; otherwise the screenshot goes to a temporary folder.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+CHROMIUM = Path(os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium"))
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is absent: install it with `apt-get install chromium fonts-wqy-microhei`",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+
+from test_ui_api import HIGH_TECH_EN, HIGH_TECH_ZH, LIBRARY_ZH, start_app  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+NOT_IN_DOCS = "石家庄2023年GDP是多少？"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ANSWER_TIMEOUT_MS = 180_000  # hang guard on a busy 2-core machine, not a speed requirement
+BOT = "#chat [data-testid='bot']"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    demo, url = start_app(tmp_path_factory.mktemp("ui-browser"))
+    yield url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh 1280×800 page; any JavaScript dialog (alert) is recorded so tests can assert there was none."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(server)
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    yield page
+    page.close()
+
+
+def ask(page, question: str) -> str:
+    """Type a question, press Enter, wait for the new reply; returns its text."""
+    before = page.locator(BOT).count()
+    page.fill("#question textarea", question)
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(f"n => document.querySelectorAll(\"{BOT}\").length > n", arg=before,
+                           timeout=ANSWER_TIMEOUT_MS)
+    sync_api.expect(page.locator("#sources .src-list")).to_be_visible()
+    return page.locator(BOT).last.inner_text()
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def cited_in_view(page) -> bool:
+    """Whether the cited paragraph lies inside the visible part of the document viewer."""
+    return page.evaluate("""() => {
+        const box = document.querySelector('#document .doc-view').getBoundingClientRect();
+        const cited = document.querySelector('#document #rag-cited').getBoundingClientRect();
+        return cited.top >= box.top - 1 && cited.top < box.bottom;
+    }""")
+
+
+def open_source(page, card) -> None:
+    """Click a source card and check the document view shows its paragraph, highlighted and scrolled into view."""
+    paragraph = card.locator(".src-text").inner_text()
+    card_marks = card.locator("mark").all_inner_texts()
+    card.click()
+    cited = page.locator("#document #rag-cited")
+    sync_api.expect(cited).to_be_visible()
+    page.wait_for_function("p => document.querySelector('#document #rag-cited') && "
+                           "document.querySelector('#document #rag-cited').innerText.replace(/\\s+/g, '') === p",
+                           arg=squash(paragraph), timeout=30_000)
+    assert [squash(t) for t in cited.locator("mark").all_inner_texts()] == [squash(t) for t in card_marks]
+    page.wait_for_function("""() => {
+        const box = document.querySelector('#document .doc-view').getBoundingClientRect();
+        const c = document.querySelector('#document #rag-cited').getBoundingClientRect();
+        return c.top >= box.top - 1 && c.top < box.bottom; }""", timeout=10_000)
+    assert cited_in_view(page)
+
+
+def save_screenshot(page, tmp_path: Path) -> Path:
+    shot = tmp_path / "screenshot.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("RAG_SCREENSHOT") == "1":
+        shutil.copy(shot, REPO / "docs" / "screenshot.png")
+    return shot
+
+
+def test_ask_read_sources_open_document_and_not_found(page, tmp_path):
+    reply = ask(page, HIGH_TECH_ZH)
+    assert "360" in reply
+    marks = page.locator("#sources mark").filter(has_text="360")
+    sync_api.expect(marks.first).to_be_visible()
+    cards = page.locator("#sources .src-card")
+    assert cards.count() >= 1
+    open_source(page, cards.nth(min(1, cards.count() - 1)))  # another source than the one shown first
+    open_source(page, cards.first)
+    sync_api.expect(page.locator("#document #rag-cited mark").filter(has_text="360").first).to_be_visible()
+
+    reply = ask(page, HIGH_TECH_EN)
+    assert "360" in reply
+    sync_api.expect(page.locator("#sources mark").filter(has_text="360").first).to_be_visible()
+    open_source(page, page.locator("#sources .src-card").first)
+    save_screenshot(page, tmp_path)
+
+    reply = ask(page, NOT_IN_DOCS)
+    assert "Not found in the documents" in reply
+    sync_api.expect(page.locator("#sources .not-found")).to_be_visible()
+    assert page.locator("#sources .src-card").count() >= 1  # the closest paragraphs are still shown
+    assert "360" in page.locator(BOT).first.inner_text()  # the conversation is kept on screen
+    assert page.dialogs == []
+
+
+def test_hostile_document_shows_as_text(page):
+    page.get_by_label("Keyword").check()
+    reply = ask(page, LIBRARY_ZH)
+    assert "47" in reply and "Keyword" in reply
+    card = page.locator("#sources .src-card").filter(has_text="社区图书馆").first
+    card.click()
+    text = page.locator("#document .doc-text")
+    sync_api.expect(text).to_contain_text("<script>alert(1)</script>")
+    sync_api.expect(text).to_contain_text("<img src=x onerror=alert(1)>")
+    assert page.locator("#document img, #sources img, #document script, #sources script").count() == 0
+    assert page.dialogs == []
+
+
+def test_empty_question_shows_a_message(page):
+    page.click("#ask")
+    sync_api.expect(page.get_by_text("Type a question first").first).to_be_visible(timeout=10_000)
+    assert page.locator(BOT).count() == 0

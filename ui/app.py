@@ -1,0 +1,354 @@
+"""The Gradio web chat: a thin layer over rag.Index (answer, document, documents), plus named API endpoints.
+
+    from ui.app import serve
+    serve("corpus", "index")                      # http://127.0.0.1:7860
+
+Endpoints for scripts (gradio_client): /ask, /document, /documents — see README "Web chat".
+Documents are only ever read through `index.document(doc_id)`; no request names a file path.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import gradio as gr
+
+from rag.index import Index, build_index, index_exists, load_index
+from rag.types import Answer, Hit, RagError
+from ui.render import (
+    answer_json,
+    answer_markdown,
+    document_date,
+    document_html,
+    document_json,
+    document_summary,
+    empty_document_html,
+    markdown_escape,
+    sources_html,
+)
+
+log = logging.getLogger(__name__)
+
+MODES = [("Hybrid", "hybrid"), ("Keyword", "bm25"), ("Semantic", "dense")]  # (label, value)
+MODE_ALIASES = {"keyword": "bm25", "semantic": "dense", "bm25": "bm25", "dense": "dense", "hybrid": "hybrid"}
+MAX_K = 10
+DEFAULT_K = 5
+# Answers run at most this many at once (2 cores); everyone else waits in the queue instead of being dropped.
+CONCURRENCY = int(os.environ.get("RAG_UI_CONCURRENCY", "2"))
+MAX_SHOWN_QUESTION = 600  # characters of a long pasted question echoed in the chat
+EXAMPLES = [
+    "2023年石家庄新增了多少家高新技术企业？",
+    "How many high-tech enterprises were added in 2023?",
+    "2022年研发经费投入是多少？",
+    "这份答复是哪个部门发布的？",
+]
+FONTS = ("system-ui", "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "PingFang SC", "sans-serif")
+
+CSS = """
+.gradio-container { padding-top: 0 !important; padding-bottom: 0 !important; }
+.gradio-container .main, .gradio-container .wrap.fillable { padding-top: 6px !important; }
+#examples .gallery-item { padding: 0 !important; font-size: 13px !important; }
+#examples .gallery-item .gallery { padding: 3px 8px !important; }
+#examples .gallery { gap: 6px !important; }
+#mode .wrap { flex-wrap: nowrap !important; gap: 6px !important; }
+#mode label { padding: 6px 10px !important; }
+#app-header { display: flex; align-items: baseline; gap: 14px; margin: 0 0 0 2px; }
+#app-header h1 { font-size: 20px; margin: 0; }
+#app-header .stats { color: var(--body-text-color-subdued); font-size: 13px; }
+#toolbar { gap: 8px; }
+.panel-title { position: sticky; top: -8px; z-index: 1; background: var(--block-background-fill); font-weight: 600;
+  font-size: 14px; margin: -8px -8px 6px -8px; padding: 6px 10px; border-bottom: 1px solid var(--border-color-primary); }
+.src-list, .doc-view { height: calc(100vh - 230px); min-height: 300px; overflow-y: auto; position: relative;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px; background: var(--block-background-fill); }
+.src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; margin-bottom: 8px;
+  cursor: pointer; background: var(--background-fill-primary); }
+.src-card:hover, .src-card:focus { border-color: var(--color-accent); outline: none; }
+.src-card.active { border-color: var(--color-accent); box-shadow: 0 0 0 2px var(--color-accent-soft); }
+.src-head { font-weight: 600; font-size: 14px; line-height: 1.35; }
+.src-num { color: var(--color-accent); }
+.src-meta, .doc-id { color: var(--body-text-color-subdued); font-size: 12px; margin-top: 2px; }
+.src-section { color: var(--body-text-color-subdued); font-size: 12px; font-style: italic; margin-top: 2px; }
+.src-text { font-size: 13.5px; line-height: 1.6; margin-top: 4px; white-space: pre-wrap; }
+mark { background: #ffe066; color: inherit; padding: 0 1px; border-radius: 2px; }
+.not-found { background: #fff4e5; border: 1px solid #f0b35b; color: #7a4b00; border-radius: 8px;
+  padding: 8px 10px; margin-bottom: 8px; font-size: 14px; }
+.not-found span { font-size: 12.5px; }
+.doc-title { font-weight: 600; font-size: 15px; line-height: 1.4; }
+.doc-meta { font-size: 12px; margin: 6px 0; border-collapse: collapse; }
+.doc-meta th { text-align: left; font-weight: 500; color: var(--body-text-color-subdued); padding: 1px 10px 1px 0;
+  white-space: nowrap; vertical-align: top; border: none; }
+.doc-meta td { padding: 1px 0; border: none; }
+.doc-text { white-space: pre-wrap; font-size: 13.5px; line-height: 1.65; border-top: 1px solid var(--border-color-primary);
+  padding-top: 6px; }
+.cited { background: #e3edff; border-radius: 3px; }
+.src-empty, .doc-empty, .src-none { color: var(--body-text-color-subdued); font-size: 13px; }
+"""
+
+# Sources panel: a click (or Enter) on a card reports its number to Python, which renders the document view.
+SOURCES_JS = """
+const pick = (card) => {
+  element.querySelectorAll('.src-card.active').forEach(c => c.classList.remove('active'));
+  card.classList.add('active');
+  trigger('click', {cite: parseInt(card.dataset.cite, 10)});
+};
+element.addEventListener('click', (e) => { const card = e.target.closest('[data-cite]'); if (card) pick(card); });
+watch('value', () => { const list = element.querySelector('.src-list'); if (list) list.scrollTop = 0; });
+element.addEventListener('keydown', (e) => {
+  const card = e.target.closest('[data-cite]');
+  if (card && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); pick(card); }
+});
+"""
+# Document view: after each render, scroll the cited paragraph into view inside the viewer.
+DOCUMENT_JS = """
+const show = () => {
+  const box = element.querySelector('.doc-view');
+  const cited = element.querySelector('#rag-cited');
+  if (box && cited) { box.scrollTop = Math.max(0, cited.offsetTop - 48); }
+  else if (box) { box.scrollTop = 0; }
+};
+watch('value', () => setTimeout(show, 30));
+setTimeout(show, 30);
+"""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn errors into messages the browser and gradio_client show: RagError text as is, others generic."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except RagError as exc:
+        raise gr.Error(str(exc), title="Cannot answer") from None
+    except Exception as exc:  # a bug: keep the trace in the server log, give the user a readable line
+        log.exception("request failed")
+        raise gr.Error(f"internal error ({type(exc).__name__}); see the server log", title="Error") from None
+
+
+def build_filters(doc_id: str | None = None, issuer: str | None = None, year: str | None = None) -> dict[str, Any]:
+    """Filters for rag.Index from the UI/API fields; empty fields mean no restriction."""
+    filters: dict[str, Any] = {}
+    for key, value in (("doc_id", doc_id), ("issuer", issuer), ("year", year)):
+        if isinstance(value, (int, float)):
+            value = str(int(value))
+        if isinstance(value, str) and value.strip():
+            filters[key] = value.strip()
+    return filters
+
+
+def resolve_mode(mode: str | None) -> str:
+    """Accept the index's names and the UI's words (keyword, semantic)."""
+    key = (mode or "hybrid").strip().lower()
+    if key not in MODE_ALIASES:
+        raise RagError(f"unknown mode {mode!r}; choose hybrid, keyword (bm25) or semantic (dense)")
+    return MODE_ALIASES[key]
+
+
+def clamp_k(k: Any) -> int:
+    """Number of sources between 1 and MAX_K."""
+    try:
+        value = int(k)
+    except (TypeError, ValueError):
+        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}") from None
+    return min(MAX_K, max(1, value))
+
+
+def optional_offset(value: Any, name: str) -> int | None:
+    """A character offset from a request, or None when not given."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise RagError(f"{name} must be a character offset (a whole number), got {value!r}") from None
+
+
+def shorten(text: str, limit: int = MAX_SHOWN_QUESTION) -> str:
+    """A long pasted question, cut for display only."""
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
+
+
+def answer_footer(answer: Answer, mode: str) -> str:
+    """Mode, number of sources and time, shown under each reply."""
+    label = dict((v, k) for k, v in MODES).get(mode, mode)
+    seconds = answer.elapsed_ms / 1000
+    return f"\n\n*{label} · {plural(len(answer.citations), 'source')} · {seconds:.2f} s*"
+
+
+def filter_choices(index: Index) -> tuple[list, list, list]:
+    """Dropdown choices (label, value) for document, issuer and year, each starting with 'all'."""
+    docs, issuers, years = [], set(), set()
+    for doc in sorted(index.documents(), key=lambda d: d.doc_id):
+        title = doc.title or doc.doc_id
+        label = title if len(title) <= 48 else title[:47] + "…"
+        docs.append((f"{label} ({doc.doc_id})" if label != doc.doc_id else label, doc.doc_id))
+        if doc.meta.get("issuer"):
+            issuers.add(str(doc.meta["issuer"]))
+        date = document_date(doc.meta)
+        if date[:4].isdigit():
+            years.add(date[:4])
+    return ([("All 全部", "")] + docs,
+            [("All 全部", "")] + [(i, i) for i in sorted(issuers)],
+            [("All 全部", "")] + [(y, y) for y in sorted(years, reverse=True)])
+
+
+class WebChat:
+    """The handlers behind the page and the API; each reads the index only through its public methods."""
+
+    def __init__(self, index: Index):
+        self.index = index
+
+    # ---- API ----------------------------------------------------------------------------------
+    def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, doc_id: str = "", issuer: str = "",
+            year: str = "") -> dict:
+        """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML)."""
+        with user_errors():
+            resolved = resolve_mode(mode)
+            answer = self.index.answer(question, k=clamp_k(k), mode=resolved, filters=build_filters(doc_id, issuer, year))
+            return answer_json(answer, resolved)
+
+    def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
+        """One indexed document: title, meta, text, and escaped HTML with [start, end) marked as cited."""
+        with user_errors():
+            doc = self.index.document(str(doc_id or ""))
+            return document_json(doc, optional_offset(start, "start"), optional_offset(end, "end"))
+
+    def documents(self) -> list[dict]:
+        """Every indexed document: doc_id, title, issuer, date, chunks."""
+        with user_errors():
+            counts = self.index.chunk_counts()
+            return [document_summary(d, counts.get(d.doc_id, 0)) for d in self.index.documents()]
+
+    # ---- page ---------------------------------------------------------------------------------
+    def accept(self, question: str, history: list) -> tuple[list, str, str]:
+        """Show the question at once and clear the box; the answer follows in `respond`."""
+        if not isinstance(question, str) or not question.strip():
+            raise gr.Error("Type a question first, e.g. 2023年石家庄新增了多少家高新技术企业？", title="Empty question")
+        history = list(history or []) + [{"role": "user", "content": markdown_escape(shorten(question.strip()))}]
+        return history, "", question
+
+    def respond(self, question: str, history: list, mode: str, k: int, doc_id: str, issuer: str,
+                year: str) -> tuple[list, str, str, list]:
+        """Answer the pending question: chat reply, sources panel, first cited document, citation state."""
+        with user_errors():
+            resolved = resolve_mode(mode)
+            answer = self.index.answer(question, k=clamp_k(k), mode=resolved,
+                                       filters=build_filters(doc_id, issuer, year))
+            history = list(history or []) + [
+                {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, resolved)}]
+            cites = [cite_state(hit) for hit in answer.citations]
+            view = self.render_cite(cites, 0) if answer.found and cites else empty_document_html()
+            return history, sources_html(answer), view, cites
+
+    def open_source(self, cites: list, evt: gr.EventData) -> str:
+        """The whole document of the clicked source, its paragraph marked and scrolled into view."""
+        data = evt._data if isinstance(getattr(evt, "_data", None), dict) else {}
+        with user_errors():
+            return self.render_cite(cites, data.get("cite"))
+
+    def render_cite(self, cites: list, number: Any) -> str:
+        """Document view for citation `number` (0-based) of the current answer."""
+        if not isinstance(number, int) or not cites or not 0 <= number < len(cites):
+            return empty_document_html()
+        cite = cites[number]
+        doc = self.index.document(cite["doc_id"])
+        return document_html(doc, cite["start"], cite["end"], cite["highlights"])
+
+
+def cite_state(hit: Hit) -> dict:
+    """What the page remembers about a citation to open it later (no text; the index has it)."""
+    return {"doc_id": hit.doc_id, "start": hit.start, "end": hit.end, "highlights": [list(s) for s in hit.highlights]}
+
+
+def header_html(index: Index) -> str:
+    """Title line with the size of the index."""
+    docs = len(index.documents())
+    chunks = len(index.chunks)
+    return (f'<div id="app-header"><h1>政务答复问答 · Government Reply Q&amp;A</h1>'
+            f'<span class="stats">{plural(docs, "document")} · {plural(chunks, "paragraph")} · every answer quotes '
+            f'the documents, with its sources · 答案均引自原文并注明出处</span></div>')
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def create_app(index: Index) -> gr.Blocks:
+    """The page and the API endpoints over one loaded index."""
+    chat = WebChat(index)
+    doc_choices, issuer_choices, year_choices = filter_choices(index)
+    with gr.Blocks(title="政务答复问答 · Gov Reply Q&A", fill_width=True) as demo:
+        gr.HTML(header_html(index), js_on_load=None)
+        cites = gr.State([])
+        pending = gr.State("")
+        with gr.Row(equal_height=True, elem_id="toolbar"):
+            mode = gr.Radio(MODES, value="hybrid", label="Retrieval 检索方式", scale=4, min_width=360, elem_id="mode")
+            k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Sources 出处数 (k)", scale=2, min_width=180,
+                          elem_id="k")
+            doc_filter = gr.Dropdown(doc_choices, value="", label="Document 文档", filterable=True, scale=4,
+                                     min_width=220, elem_id="doc-filter")
+            issuer_filter = gr.Dropdown(issuer_choices, value="", label="Issuer 发布单位", scale=3, min_width=170,
+                                        elem_id="issuer-filter")
+            year_filter = gr.Dropdown(year_choices, value="", label="Year 年份", scale=1, min_width=130,
+                                      elem_id="year-filter")
+        with gr.Row(equal_height=False, elem_id="panels"):
+            with gr.Column(scale=12, min_width=420):
+                chatbot = gr.Chatbot(label="Chat 对话", show_label=False, height="calc(100vh - 430px)", min_height=240,
+                                     latex_delimiters=[], elem_id="chat", feedback_options=None, buttons=["copy"],
+                                     layout="bubble",
+                                     placeholder="Ask about the indexed government replies, in Chinese or English. "
+                                                 "可用中文或英文提问。")
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(show_label=False, placeholder="输入问题 / Ask a question…", lines=1,
+                                          max_lines=4, scale=8, elem_id="question", autofocus=True)
+                    ask_button = gr.Button("提问 Ask", variant="primary", scale=1, min_width=112, elem_id="ask")
+                examples = gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Examples 示例",
+                                       api_visibility="private", elem_id="examples")
+            with gr.Column(scale=9, min_width=320):
+                sources = gr.HTML(sources_html(None), js_on_load=SOURCES_JS, elem_id="sources")
+            with gr.Column(scale=10, min_width=340):
+                viewer = gr.HTML(empty_document_html(), js_on_load=DOCUMENT_JS, elem_id="document")
+
+        answer_inputs = [pending, chatbot, mode, k, doc_filter, issuer_filter, year_filter]
+        answer_outputs = [chatbot, sources, viewer, cites]
+        for trigger in (question.submit, ask_button.click):
+            trigger(chat.accept, [question, chatbot], [chatbot, question, pending], concurrency_limit=None,
+                    api_visibility="private", show_progress="hidden").success(
+                chat.respond, answer_inputs, answer_outputs, concurrency_id="answer",
+                concurrency_limit=CONCURRENCY, api_visibility="private")
+        examples.load_input_event.then(
+            chat.accept, [question, chatbot], [chatbot, question, pending], concurrency_limit=None,
+            api_visibility="private", show_progress="hidden").success(
+            chat.respond, answer_inputs, answer_outputs, concurrency_id="answer",
+            concurrency_limit=CONCURRENCY, api_visibility="private")
+        sources.click(chat.open_source, [cites], [viewer], api_visibility="private", concurrency_limit=None)
+
+        gr.api(chat.ask, api_name="ask", concurrency_id="answer", concurrency_limit=CONCURRENCY)
+        gr.api(chat.document, api_name="document", concurrency_limit=None)
+        gr.api(chat.documents, api_name="documents", concurrency_limit=None)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,
+           quiet: bool = False):
+    """Start the server with the page's theme and CSS (no share link, no extra file access)."""
+    theme = gr.themes.Default(primary_hue="blue", font=FONTS, font_mono=("ui-monospace", "monospace"))
+    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, share=False,
+                       quiet=quiet, theme=theme, css=CSS, footer_links=["api"], show_error=False,
+                       ssr_mode=False, mcp_server=False)
+
+
+def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127.0.0.1", port: int = 7860,
+          model: str | None = None) -> None:
+    """Build the index when missing (with progress), load it, warm the model up, and serve the web chat."""
+    if not index_exists(index_dir):
+        print(f"no index in {index_dir}: building it from {corpus_dir} (first run only)", flush=True)
+        build_index(corpus_dir, index_dir, model=model, progress=True)
+    index = load_index(index_dir, model=model)
+    print(f"loaded {plural(len(index.documents()), 'document')}, {plural(len(index.chunks), 'paragraph')} "
+          f"from {index_dir}", flush=True)
+    index.search("warm up 预热", k=1)  # loads the embedding model before the first visitor waits for it
+    launch(create_app(index), host=host, port=port)
