@@ -197,22 +197,25 @@ def test_tiny_set_answers_and_negative(tiny_result):
     assert m.answer_p50_ms is not None and m.search_p95_ms is not None
 
 
-def test_cli_writes_report_and_json(reference_index, tiny_set, tmp_path, monkeypatch, capsys):
+def test_text_and_markdown_reports(tiny_result):
+    text = ev.format_text(tiny_result)
+    assert "hit@3" in text and "hybrid" in text and "bm25" in text and "dense" in text
+    assert "Failed questions" in text and "wrong-doc" in text
+    md = ev.format_markdown(tiny_result, "rag eval tiny.jsonl --mode all --report R.md")
+    assert "`rag eval tiny.jsonl --mode all --report R.md`" in md and "regenerate" in md
+    assert "## Modes side by side" in md and "## Failed questions" in md and "| wrong-doc |" in md
+
+
+def test_cli_json_and_report(reference_index, tiny_set, tmp_path, monkeypatch, capsys):
     # the runner's own index location is pointed at the fixture's index (already built, so reused)
     monkeypatch.setattr(ev, "eval_index_dir", lambda name, model=None: reference_index.index_dir)
     report = tmp_path / "REPORT.md"
-    args = argparse.Namespace(files=[str(tiny_set)], mode="all", json=False, report=str(report), model=None, limit=None)
-    assert ev.run_cli(args) == 0
-    out = capsys.readouterr().out
-    assert "hit@3" in out and "hybrid" in out and "dense" in out and "wrong-doc" in out
-    text = report.read_text(encoding="utf-8")
-    assert f"`rag eval {tiny_set} --mode all --report {report}`" in text
-    assert "## Failed questions" in text and "| wrong-doc |" in text and "regenerate" in text
-    args = argparse.Namespace(files=[str(tiny_set)], mode="bm25", json=True, report=None, model=None, limit=2)
+    args = argparse.Namespace(files=[str(tiny_set)], mode="bm25", json=True, report=str(report), model=None, limit=2)
     assert ev.run_cli(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["modes"] == ["bm25"] and data["answer_mode"] == "bm25" and len(data["rows"]) == 2
-    assert data["overall"]["bm25"]["positives"] == 1
+    assert data["overall"]["bm25"]["positives"] == 1 and data["overall"]["bm25"]["negatives"] == 1
+    assert f"`rag eval {tiny_set} --mode bm25 --limit 2 --report {report}`" in report.read_text(encoding="utf-8")
 
 
 def test_missing_shared_folder_skips_its_questions(tmp_path, monkeypatch, reference_index, capsys):
