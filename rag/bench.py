@@ -39,7 +39,7 @@ class BenchResult:
 
     def format(self) -> str:
         """Aligned two-column table, ready to paste into a report."""
-        lines = [self.title, format_table(["measure", "value"], [list(r) for r in self.rows], right_from=2)]
+        lines = [self.title, format_table(["measure", "value"], [list(r) for r in self.rows], right_from=1)]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -51,8 +51,10 @@ def peak_rss_mb() -> float:
 
 
 def machine_line() -> str:
-    """CPU count, Python and platform, so quoted numbers carry their context."""
-    return f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()} {platform.machine()}"
+    """CPU count, load, Python and platform, so quoted numbers carry their context."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{os.cpu_count()} CPUs (1-min load {load:.1f} at the end), Python {platform.python_version()}, "
+            f"{platform.system()} {platform.machine()}")
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -165,7 +167,7 @@ def bench_incremental(model: str | None) -> BenchResult:
         deleted, report = build()
         result.add("one document deleted", f"{deleted:.1f} s (removed {len(report.removed)})")
         result.add("peak memory (RSS)", f"{peak_rss_mb():.0f} MB")
-    result.notes.append("every update re-reads the corpus (the xlsx parse dominates); " + machine_line())
+    result.notes.append("every update re-reads the whole corpus and embeds only new or changed documents; " + machine_line())
     return result
 
 

@@ -355,15 +355,19 @@ def row_failures(row: Row, answer_mode: str) -> list[str]:
 
 
 # ---- running -----------------------------------------------------------------------------------
-def chunk_texts_by_doc(index) -> dict[str, list[str]]:
-    """The chunk texts of each document of an index, to tell whether evidence fits in one chunk."""
-    by_doc: dict[str, list[str]] = {}
+def chunks_by_doc(index) -> dict[str, list[tuple[str, int, int]]]:
+    """(text, start, end) of each document's chunks, to tell whether evidence fits in one chunk."""
+    by_doc: dict[str, list[tuple[str, int, int]]] = {}
     for chunk in index.chunks:
-        by_doc.setdefault(chunk.doc_id, []).append(chunk.text)
+        by_doc.setdefault(chunk.doc_id, []).append((chunk.text, chunk.start, chunk.end))
     return by_doc
 
 
-def gold_spans(index, item: EvalItem, by_doc: dict[str, list[str]]) -> tuple[list[tuple[int, int]], str]:
+STRADDLES = "evidence straddles chunks"
+OUTSIDE = "evidence lies outside every chunk of the gold document"
+
+
+def gold_spans(index, item: EvalItem, by_doc: dict[str, list[tuple[str, int, int]]]) -> tuple[list[tuple[int, int]], str]:
     """Evidence offsets when no single chunk of the gold document holds the whole evidence (else none)."""
     try:
         document = index.document(item.doc_id)
@@ -372,19 +376,22 @@ def gold_spans(index, item: EvalItem, by_doc: dict[str, list[str]]) -> tuple[lis
     spans = evidence_spans(document.text, item.evidence)
     if not spans:
         return [], f"evidence not found in {item.doc_id}"
-    if any(contains(text, item.evidence) for text in by_doc.get(item.doc_id, [])):
+    chunks = by_doc.get(item.doc_id, [])
+    if any(contains(text, item.evidence) for text, _, _ in chunks):
         return [], ""
-    return spans, "evidence straddles chunks"
+    if not any(start < e and s < end for _, start, end in chunks for s, e in spans):
+        return [], OUTSIDE
+    return spans, STRADDLES
 
 
 def evaluate_item(index, item: EvalItem, modes: Sequence[str], answer_mode: str | None,
-                  by_doc: dict[str, list[str]] | None = None) -> Row:
+                  by_doc: dict[str, list[tuple[str, int, int]]] | None = None) -> Row:
     """One search per mode (k=10) and, when answer_mode is set, one index.answer call."""
     row = Row(id=item.id, corpus=item.corpus, kind=item.kind, question=item.question,
               answers=list(item.answers), doc_id=item.doc_id)
     spans: list[tuple[int, int]] = []
     if item.doc_id is not None:
-        spans, row.note = gold_spans(index, item, by_doc if by_doc is not None else chunk_texts_by_doc(index))
+        spans, row.note = gold_spans(index, item, by_doc if by_doc is not None else chunks_by_doc(index))
     for mode in modes:
         started = time.perf_counter()
         hits = index.search(item.question, k=SEARCH_K, mode=mode)
@@ -468,7 +475,7 @@ def evaluate(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike] | No
     def index_for(item: EvalItem):
         return index if index is not None else indexes[item.corpus]
 
-    chunk_maps: dict[int, dict[str, list[str]]] = {}
+    chunk_maps: dict[int, dict[str, list[tuple[str, int, int]]]] = {}
     rows: list[Row] = []
     for item in tqdm(runnable, desc="eval", unit="q", disable=not progress, file=sys.stderr):
         target = index_for(item)
@@ -476,7 +483,7 @@ def evaluate(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike] | No
             for m in modes:
                 target.search(item.question, k=SEARCH_K, mode=m)
             target.answer(item.question, k=ANSWER_K, mode=answer_mode)
-            chunk_maps[id(target)] = chunk_texts_by_doc(target)
+            chunk_maps[id(target)] = chunks_by_doc(target)
         rows.append(evaluate_item(target, item, modes, answer_mode, chunk_maps[id(target)]))
 
     used = {"(given)": index} if index is not None else indexes
@@ -567,6 +574,8 @@ def retrieval_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
     header = ["group", "n"] + [f"{name} ({'/'.join(result.modes)})" for name in ("hit@1", "hit@3", "hit@5", "MRR@10")]
     rows = []
     for label, base in _groups(result, result.modes[0]):
+        if not base.positives:
+            continue
         per_mode = [dict(_groups(result, m))[label] for m in result.modes]
         rows.append([label, str(base.positives)] + [
             " / ".join(_f(getattr(m, attr)) for m in per_mode) for attr in ("hit1", "hit3", "hit5", "mrr10")])
@@ -578,9 +587,15 @@ def answer_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
     header = ["group", "answerable", "accuracy", "negatives", "abstained", "false answers", "answer p50 ms", "p95 ms"]
     rows = []
     for label, m in _groups(result, result.answer_mode):
+        if not m.answerable and not m.negatives:
+            continue
         rows.append([label, str(m.answerable), _f(m.answer_accuracy), str(m.negatives), _f(m.abstention),
                      str(m.false_answers), _ms(m.answer_p50_ms), _ms(m.answer_p95_ms)])
     return header, rows
+
+
+def _why(row: Row) -> str:
+    return "; ".join(row.failures + ([row.note] if row.note and row.note != STRADDLES else []))
 
 
 def _expected(row: Row) -> str:
@@ -632,7 +647,7 @@ def format_text(result: EvalResult) -> str:
     if failures:
         lines = [f"Failed questions ({len(failures)})"]
         for row in failures:
-            lines.append(f"  {row.id} [{'; '.join(row.failures)}] {row.question}")
+            lines.append(f"  {row.id} [{_why(row)}] {row.question}")
             lines.append(f"      expected: {_short(_expected(row), 120)}")
             lines.append(f"      got:      {_got(row)}")
         parts.append("\n".join(lines))
@@ -658,13 +673,13 @@ def format_markdown(result: EvalResult, command: str) -> str:
     failures = result.failures
     lines += ["", f"## Failed questions ({len(failures)})", ""]
     if failures:
-        table_rows = [[row.id, "; ".join(row.failures), row.question, _expected(row), _got(row)] for row in failures]
+        table_rows = [[row.id, _why(row), row.question, _expected(row), _got(row)] for row in failures]
         lines.append(markdown_table(["id", "why", "question", "expected", "got"], table_rows, right_from=99))
     else:
         lines.append("None.")
-    notes = [row for row in result.rows if row.note and row.note != "evidence straddles chunks"]
+    notes = [row for row in result.rows if row.note and row.note != STRADDLES]
     if notes:
-        lines += ["", "## Eval set warnings", ""] + [f"- {row.id}: {row.note}" for row in notes]
+        lines += ["", "## Gold passages that cannot be retrieved", ""] + [f"- {row.id}: {row.note}" for row in notes]
     return "\n".join(lines) + "\n"
 
 
