@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -461,7 +462,7 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     matrix = np.ascontiguousarray(np.vstack(vectors), dtype=np.float32)
     dim = matrix.shape[1]
 
-    name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique even within a second
     generations = index_dir / "generations"
     generations.mkdir(exist_ok=True)
     staging = generations / f".tmp-{name}"
