@@ -9,7 +9,6 @@ build killed at any moment leaves the previous index usable.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from rag.retrieval import (
     fuse,
     top_k,
 )
+from rag.model import sha256_file
 from rag.text import has_cjk
 from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
 
@@ -55,14 +55,6 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     up_to_date: bool = False
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -279,7 +271,7 @@ def _verify_files(generation: Path, manifest: dict, index_dir: Path) -> None:
         path = generation / rel
         if not path.exists():
             raise IndexLoadError(f"{path} is missing; {_rebuild_hint(index_dir)}")
-        if _sha256(path) != expected:
+        if sha256_file(path) != expected:
             raise IndexLoadError(f"{path} is corrupted (checksum differs from the manifest); {_rebuild_hint(index_dir)}")
 
 
@@ -478,7 +470,7 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     _write_json(staging / "tokens.json", tokens)
     files = {}
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-        files[path.relative_to(staging).as_posix()] = _sha256(path)
+        files[path.relative_to(staging).as_posix()] = sha256_file(path)
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": model_key,
