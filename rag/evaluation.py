@@ -615,13 +615,18 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _load() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def _summary_lines(result: EvalResult) -> list[str]:
     counts = {}
     for row in result.rows:
         counts[row.corpus] = counts.get(row.corpus, 0) + 1
     lines = [f"files: {', '.join(os.path.relpath(f) for f in result.files)}",
              f"questions: {len(result.rows)} ({', '.join(f'{c} {n}' for c, n in sorted(counts.items()))}); "
-             f"answers in {result.answer_mode} mode; {result.seconds:.0f} s"]
+             f"answers in {result.answer_mode} mode; {result.seconds:.0f} s on {os.cpu_count()} CPUs "
+             f"(latencies rise with machine load: 1-min load {_load():.1f} when written)"]
     for name, info in result.indexes.items():
         lines.append(f"index {name}: {info['documents']} documents, {info['chunks']} chunks, model {info['model']}")
     for item_id, reason in _dedupe_reasons(result.skipped):
