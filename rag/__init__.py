@@ -26,7 +26,8 @@ _DEFAULT_LOCK = threading.Lock()
 
 def default_index(index_dir: str | os.PathLike | None = None, corpus_dir: str | os.PathLike | None = None,
                   model: str | None = None) -> Index:
-    """The index in ./index (or $RAG_INDEX_DIR), built from ./corpus (or $RAG_CORPUS_DIR) when missing."""
+    """The index in ./index (or $RAG_INDEX_DIR), built from ./corpus (or $RAG_CORPUS_DIR; a folder or one file)
+    when missing."""
     index_dir = str(index_dir or os.environ.get("RAG_INDEX_DIR", "index"))
     corpus_dir = str(corpus_dir or os.environ.get("RAG_CORPUS_DIR", "corpus"))
     model = model or os.environ.get("RAG_MODEL") or None

@@ -16,13 +16,11 @@ from rag.evaluation import (
     REPO,
     CorpusUnavailable,
     collection_mapping,
-    corpus_dir,
     corpus_index,
+    corpus_path,
     format_table,
-    link_collection,
     load_eval_set,
     percentile,
-    SHARED_COLLECTIONS,
 )
 
 
@@ -106,11 +104,12 @@ def bench_build_and_search(name: str, queries_n: int, model: str | None) -> Benc
     """Fresh build of a registered corpus into a temp folder, then search latency over N queries."""
     import rag
 
-    folder = corpus_dir(name)
-    result = BenchResult(f"rag bench {'corpus' if name == 'reference' else name} — {folder}")
+    corpus = corpus_path(name)
+    mapping = collection_mapping(name)
+    result = BenchResult(f"rag bench {'corpus' if name == 'reference' else name} — {corpus}")
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         report = rag.BuildReport()
-        seconds, index = timed(lambda: rag.build_index(folder, Path(tmp) / "index", model=model,
+        seconds, index = timed(lambda: rag.build_index(corpus, Path(tmp) / "index", model=model, mapping=mapping,
                                                        progress=False, report=report))
         queries = eval_questions(name) or title_queries(index, queries_n)
         source = "eval questions" if eval_questions(name) else "document titles"
@@ -137,18 +136,21 @@ def bench_incremental(model: str | None) -> BenchResult:
     """tipdm + one text file: full build, unchanged rebuild, then change / add / delete one document."""
     import rag
 
-    source = (corpus_dir("tipdm") / Path(SHARED_COLLECTIONS["tipdm"].relpath).name).resolve()
+    source = corpus_path("tipdm")
+    mapping = collection_mapping("tipdm")
     seed = next(iter(sorted((REPO / "corpus").glob("*.txt"))))
     result = BenchResult(f"rag bench incremental — {source} + {seed.name}")
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
-        corpus = Path(tmp) / "corpus"
-        link_collection(source.resolve(), corpus, collection_mapping("tipdm"))
+        corpus = Path(tmp) / "corpus"  # the read-only workbook (linked) beside a text file that changes
+        corpus.mkdir()
+        (corpus / source.name).symlink_to(source.resolve())
         shutil.copy(seed, corpus / "extra.txt")
         index_dir = Path(tmp) / "index"
 
         def build() -> tuple[float, "rag.BuildReport"]:
             report = rag.BuildReport()
-            seconds, _ = timed(lambda: rag.build_index(corpus, index_dir, model=model, progress=False, report=report))
+            seconds, _ = timed(lambda: rag.build_index(corpus, index_dir, model=model, mapping=mapping,
+                                                       progress=False, report=report))
             return seconds, report
 
         full, report = build()

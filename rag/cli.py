@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 DEFAULT_INDEX = os.environ.get("RAG_INDEX_DIR", "index")
 DEFAULT_CORPUS = os.environ.get("RAG_CORPUS_DIR", "corpus")
@@ -29,12 +28,12 @@ def _parse_filters(items: list[str] | None) -> dict:
 
 
 def _load_mapping(path: str | None) -> dict | None:
+    """The checked --mapping JSON (a RagError, printed as "rag: cannot read mapping …", when bad)."""
     if not path:
         return None
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"rag: cannot read mapping {path}: {exc}")
+    from rag.formats import load_mapping
+
+    return load_mapping(path)
 
 
 def _index_for_query(args) -> "rag.Index":  # noqa: F821
@@ -132,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, corpus=True):
         p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
         if corpus:
-            p.add_argument("--corpus", default=DEFAULT_CORPUS, help="corpus folder, used when the index is missing")
+            p.add_argument("--corpus", default=DEFAULT_CORPUS,
+                           help="corpus folder or file, used when the index is missing (default: %(default)s)")
         p.add_argument("--model", default=None, help="embedding model name or path (default: the bundled multilingual-e5-small)")
 
     def query_args(p):
@@ -143,10 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="doc_id, path_prefix, issuer, year, date_from, date_to (repeatable)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("build", help="build or update the index of a corpus folder")
-    p.add_argument("corpus_dir", nargs="?", default=None, help="corpus folder (default: ./corpus)")
+    p = sub.add_parser("build", help="build or update the index of a corpus folder or file")
+    p.add_argument("corpus_dir", nargs="?", default=None, metavar="PATH",
+                   help="corpus folder, or one file such as a .xlsx/.csv/.jsonl collection (default: --corpus)")
     common(p)
-    p.add_argument("--mapping", help="JSON column mapping for .xlsx/.csv/.jsonl files without a sidecar")
+    p.add_argument("--mapping", metavar="JSON",
+                   help="column mapping for .xlsx/.csv/.jsonl files without a <file>.rag.json sidecar, "
+                        "e.g. corpora/tipdm.rag.json (default: guessed from the column names)")
     p.add_argument("--rebuild", action="store_true", help="start from scratch instead of updating")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_build)

@@ -1,4 +1,5 @@
-"""Corpus loading: walk a folder, decode every supported file, and report the files it could not read.
+"""Corpus loading: walk a folder (or take one file), decode every supported file, and report the files it
+could not read.
 
 A bad file never stops a load: it becomes a `SkippedFile` with a reason a user can act on, and a
 logging warning names it.
@@ -208,20 +209,46 @@ def _progress(items: list, enabled: bool) -> Iterable:
     return tqdm(items, desc="reading", unit="file")
 
 
+def corpus_files(corpus: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(doc id, path) of the files of a corpus: every file under a folder, or one file given by itself.
+
+    A single file's doc id is its name, exactly what it would be in a folder holding it, so an index
+    built from the folder stays valid when it is rebuilt from the file (and the other way round).
+    """
+    root = Path(corpus)
+    if root.is_dir():
+        return iter_corpus_files(root)
+    if not root.is_file():
+        raise RagError(f"corpus not found: {root} (give an existing folder of documents or a document file)")
+    if root.name.endswith(SIDECAR_SUFFIX):
+        raise RagError(f"{root} is a column mapping, not a document: give the file it describes "
+                       f"(or pass it with --mapping)")
+    if _reader_for(root.suffix.lower()) is None:
+        supported = " ".join(sorted({*TEXT_SUFFIXES, *_supported_suffixes()}))
+        raise RagError(f"cannot index {root}: unsupported file type '{root.suffix or root.name}' "
+                       f"(supported: {supported})")
+    return [(root.name, root)]
+
+
+def _supported_suffixes() -> list[str]:
+    from rag import formats
+
+    return list(formats.READERS)
+
+
 def load_corpus(
-    corpus_dir: str | os.PathLike,
+    corpus: str | os.PathLike,
     mapping: dict | None = None,
     progress: bool = False,
     max_bytes: int = MAX_BYTES,
 ) -> LoadResult:
-    """Every supported file under `corpus_dir` as Documents, plus what was skipped and why.
+    """Every supported file under a corpus folder — or one corpus file — as Documents, plus what was
+    skipped and why.
 
-    `mapping` names the columns of tabular files that have no `<file>.rag.json` sidecar.
+    A tabular file (.xlsx/.csv/.jsonl) takes its columns from a `<file>.rag.json` sidecar beside it, else
+    from `mapping`, else from obvious column names (rag.formats.detect_mapping).
     """
-    root = Path(corpus_dir)
-    if not root.is_dir():
-        raise RagError(f"corpus folder not found: {root} (give an existing folder of documents)")
     result = LoadResult()
-    for doc_id, path in _progress(iter_corpus_files(root), progress):
+    for doc_id, path in _progress(corpus_files(corpus), progress):
         result.extend(load_file(path, doc_id, mapping, max_bytes))
     return result

@@ -96,20 +96,9 @@ class CorpusUnavailable(RagError):
     """A registered corpus whose data is not on this machine (e.g. ../shared is absent)."""
 
 
-@dataclass(frozen=True)
-class SharedCollection:
-    """A read-only collection in ../shared, indexed through a symlink + mapping sidecar in the user cache."""
-
-    relpath: str  # below the shared folder
-    mapping: dict[str, Any]
-
-
-SHARED_COLLECTIONS = {
-    "tipdm": SharedCollection(
-        "data/tipdm2020_gov_messages/messages_and_replies.xlsx",
-        {"id": "留言编号", "text": "答复意见", "title": "留言主题", "date": "答复时间",
-         "meta": ["留言时间", "留言详情", "留言用户"]}),
-    "ncp": SharedCollection("data/ncp_policies/documents.jsonl", {"id": "docid", "text": "text"}),
+SHARED_COLLECTIONS = {  # name -> file below the shared folder; its columns are in corpora/<name>.rag.json
+    "tipdm": "data/tipdm2020_gov_messages/messages_and_replies.xlsx",
+    "ncp": "data/ncp_policies/documents.jsonl",
 }
 CORPORA = ("reference",) + tuple(SHARED_COLLECTIONS)
 
@@ -125,50 +114,28 @@ def _cache_dir() -> Path:
     return Path(cache_dir())
 
 
-def link_collection(source: Path, folder: Path, mapping: dict[str, Any]) -> Path:
-    """Make `folder` a corpus holding a symlink to `source` and its mapping sidecar; idempotent."""
-    folder.mkdir(parents=True, exist_ok=True)
-    link = folder / source.name
-    if link.is_symlink() or link.exists():
-        if link.is_symlink() and os.readlink(link) == str(source):
-            pass
-        else:
-            link.unlink()
-            link.symlink_to(source)
-    else:
-        link.symlink_to(source)
-    sidecar = folder / f"{source.name}.rag.json"
-    text = json.dumps(mapping, ensure_ascii=False, indent=2) + "\n"
-    if not sidecar.exists() or sidecar.read_text(encoding="utf-8") != text:
-        tmp = sidecar.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, sidecar)
-    return folder
+def collection_mapping(name: str) -> dict[str, Any] | None:
+    """The column mapping of a registered corpus: the repo's corpora/<name>.rag.json (None for "reference",
+    a folder of documents that needs none)."""
+    if name == "reference":
+        return None
+    from rag.formats import load_mapping
+
+    return load_mapping(REPO / "corpora" / f"{name}.rag.json")
 
 
-def collection_mapping(name: str) -> dict[str, Any]:
-    """The column mapping of a shared collection: the repo's corpora/<name>.rag.json, else the built-in one."""
-    path = REPO / "corpora" / f"{name}.rag.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RagError(f"cannot read mapping {path}: {exc}") from None
-    return SHARED_COLLECTIONS[name].mapping
-
-
-def corpus_dir(name: str) -> Path:
-    """The corpus folder of a registered corpus; raises CorpusUnavailable with the reason."""
+def corpus_path(name: str) -> Path:
+    """What a registered corpus indexes: the reference folder, or the shared collection file itself
+    (read in place; ../shared is read-only). Raises CorpusUnavailable with the reason."""
     if name == "reference":
         return REPO / "corpus"
     if name not in SHARED_COLLECTIONS:
         raise CorpusUnavailable(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
-    spec = SHARED_COLLECTIONS[name]
-    source = shared_dir() / spec.relpath
-    if not source.exists():
+    source = shared_dir() / SHARED_COLLECTIONS[name]
+    if not source.is_file():
         raise CorpusUnavailable(f"{source} is absent (set RAG_SHARED_DIR or put the shared data at "
                                 f"{REPO.parent / 'shared'})")
-    return link_collection(source.resolve(), _cache_dir() / "corpora" / name, collection_mapping(name))
+    return source
 
 
 def eval_index_dir(name: str, model: str | None = None) -> Path:
@@ -181,7 +148,8 @@ def corpus_index(name: str, model: str | None = None, progress: bool = True):
     """Build or update (incrementally) and load the eval index of a registered corpus."""
     import rag
 
-    return rag.build_index(corpus_dir(name), eval_index_dir(name, model), model=model, progress=progress)
+    return rag.build_index(corpus_path(name), eval_index_dir(name, model), model=model,
+                           mapping=collection_mapping(name), progress=progress)
 
 
 # ---- metric functions --------------------------------------------------------------------------

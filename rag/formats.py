@@ -102,13 +102,19 @@ def _auto_column(columns: list[str], role: str) -> str | None:
 
 
 def detect_mapping(columns: list[str]) -> TableMapping:
-    """Guess the mapping from obvious column names; the text column is required."""
+    """Guess the mapping from obvious column names; the text column is required.
+
+    Every other named column is kept as metadata under its own name, so nothing in the table is lost
+    (e.g. the message 留言详情 beside the reply 答复意见).
+    """
     text = _auto_column(columns, "text")
     if text is None:
         raise Unreadable(f"no text column among {columns}: add a sidecar <file>{SIDECAR_SUFFIX} "
                          'such as {"id": "...", "text": "..."}')
     found = {role: _auto_column(columns, role) for role in ("id", "title", "date")}
-    return TableMapping(text=text, **found)
+    used = {text, *found.values()}
+    meta = {c: c for c in columns if c and c not in used}
+    return TableMapping(text=text, meta=meta, **found)
 
 
 def _resolve_mapping(path: Path, columns: list[str], mapping: dict | None) -> TableMapping:
@@ -135,6 +141,8 @@ def _cell_text(value: Any) -> str:
         value = int(value)
     if isinstance(value, (_dt.datetime, _dt.date)):
         return value.isoformat(sep=" ") if isinstance(value, _dt.datetime) else value.isoformat()
+    if isinstance(value, (dict, list)):  # a nested JSONL value
+        return json.dumps(value, ensure_ascii=False, default=str)
     return str(value).strip()
 
 

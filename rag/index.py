@@ -354,7 +354,11 @@ def _switch_generation(index_dir: Path, name: str) -> None:
 def build_index(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
                 model: str | None = None, mapping: dict | None = None, rebuild: bool = False,
                 progress: bool = True, report: BuildReport | None = None) -> Index:
-    """Build or update the index of a corpus folder; unchanged documents are not embedded again."""
+    """Build or update the index of a corpus folder or of one corpus file (e.g. an .xlsx/.jsonl collection);
+    unchanged documents are not embedded again.
+
+    `mapping` names the columns of tabular files that have no `<file>.rag.json` sidecar beside them.
+    """
     from filelock import FileLock, Timeout
 
     index_dir = Path(index_dir)
@@ -392,6 +396,9 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     loaded = load_corpus(corpus_dir, mapping=mapping, progress=progress)
     report.skipped = [(s.path, s.reason) for s in loaded.skipped]
     if not loaded.documents:
+        if corpus_dir.is_file():
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:3])
+            raise RagError(f"no readable documents in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
         raise RagError(f"no readable documents in {corpus_dir}"
                        + (f" ({len(loaded.skipped)} files skipped)" if loaded.skipped else "")
                        + "; put .txt, .md, .html, .docx, .pdf, .xlsx, .csv or .jsonl files there")

@@ -127,12 +127,26 @@ def test_symlinked_files_are_followed_and_broken_links_skipped(tmp_path):
     assert "broken symlink" in _skipped(result)["broken.txt"]
 
 
-def test_missing_corpus_dir_is_a_rag_error(tmp_path):
-    with pytest.raises(RagError, match="not found"):
+def test_missing_corpus_is_a_rag_error_naming_it(tmp_path):
+    with pytest.raises(RagError, match="not found.*missing"):
         load_corpus(tmp_path / "missing")
-    _write(tmp_path / "file.txt", "x")
-    with pytest.raises(RagError):
-        load_corpus(tmp_path / "file.txt")
+    _write(tmp_path / "notes.xyz", "x")
+    with pytest.raises(RagError, match=r"unsupported file type '\.xyz'.*\.jsonl"):
+        load_corpus(tmp_path / "notes.xyz")
+    _write(tmp_path / "t.xlsx.rag.json", '{"text": "x"}')
+    with pytest.raises(RagError, match="mapping, not a document"):
+        load_corpus(tmp_path / "t.xlsx.rag.json")
+
+
+def test_single_file_has_the_doc_id_it_has_in_a_folder(tmp_path):
+    _write(tmp_path / "replies" / "reply.txt", REPLY)
+    [in_folder] = load_corpus(tmp_path / "replies").documents
+    [alone] = load_corpus(tmp_path / "replies" / "reply.txt", progress=True).documents
+    assert alone.doc_id == in_folder.doc_id == "reply.txt"
+    assert alone == in_folder
+    _write(tmp_path / "empty.txt", "")
+    result = load_corpus(tmp_path / "empty.txt")  # an unreadable file is skipped with its reason, as in a folder
+    assert result.documents == [] and "empty" in _skipped(result)["empty.txt"]
 
 
 def test_seed_copy_in_a_subfolder_keeps_posix_doc_id(tmp_path, seed_text):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import CORPUS, SEED_NAME
+from conftest import CORPUS, REPO, SEED_NAME
 from rag import evaluation as ev
 from rag.types import Hit, RagError
 
@@ -228,3 +228,18 @@ def test_missing_shared_folder_skips_its_questions(tmp_path, monkeypatch, refere
     assert [r.id for r in result.rows] == ["found"]
     assert result.skipped and result.skipped[0][0] == "t1" and "nowhere" in result.skipped[0][1]
     assert "skipping the 'tipdm' questions" in capsys.readouterr().err
+
+
+def test_shared_collections_are_indexed_from_the_file_itself(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_SHARED_DIR", str(tmp_path))
+    source = tmp_path / "data" / "ncp_policies" / "documents.jsonl"
+    source.parent.mkdir(parents=True)
+    source.write_text('{"docid": "d1", "text": "关于延长春节假期的通知。"}\n', encoding="utf-8")
+    assert ev.corpus_path("ncp") == source  # read in place: nothing is linked or written beside it
+    assert ev.corpus_path("reference") == CORPUS and ev.collection_mapping("reference") is None
+    assert ev.collection_mapping("tipdm") == json.loads((REPO / "corpora" / "tipdm.rag.json").read_text(encoding="utf-8"))
+    assert ev.collection_mapping("ncp")["id"] == "docid"
+    with pytest.raises(ev.CorpusUnavailable, match="messages_and_replies.xlsx"):
+        ev.corpus_path("tipdm")
+    with pytest.raises(ev.CorpusUnavailable, match="unknown corpus"):
+        ev.corpus_path("nope")

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 from rag.documents import load_corpus
-from rag.formats import OLE_MAGIC, extract_html, load_mapping, table_lines
+from rag.formats import OLE_MAGIC, detect_mapping, extract_html, load_mapping, table_lines
 from rag.types import RagError
 
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -68,7 +68,8 @@ def test_xlsx_rows_with_detected_columns(tmp_path):
     assert one.text == "经调查，新增停车位200个。"
     assert one.title == "关于停车难的答复" and one.meta["date"] == "2019-05-09"
     assert two.title == "已安排维修路灯" and two.meta["date"] == "2019-05-10"
-    assert "留言" not in one.meta  # not mapped: auto-detection maps id/text/title/date only
+    assert one.meta["留言"] == "小区停车难" and two.meta["留言"] == "路灯坏了"  # other columns: metadata
+    assert set(one.meta) == {"留言", "date"}  # the id, text, title and date columns are not repeated
     assert one.content_spans == [(0, len(one.text))]
     assert "empty text" in _skipped(result)["t.xlsx#3"]
 
@@ -85,6 +86,75 @@ def test_xlsx_sidecar_mapping_wins_over_argument(tmp_path):
     assert (side.text, side.title, side.meta["date"], side.meta["message"]) == ("回复内容甲。", "主题甲", "2024-06-06", "留言甲")
     assert (arg.text, arg.title, arg.meta["Subject"]) == ("留言甲", "留言甲", "主题甲")
     assert "date" not in arg.meta
+
+
+def test_detected_mapping_keeps_every_other_column_as_metadata():
+    tipdm_columns = ["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "答复意见", "答复时间"]
+    found = detect_mapping(tipdm_columns)
+    assert (found.id, found.text, found.title, found.date) == ("留言编号", "答复意见", "留言主题", "答复时间")
+    assert found.meta == {"留言用户": "留言用户", "留言时间": "留言时间", "留言详情": "留言详情"}
+    assert detect_mapping(["docid", "text"]).meta == {}
+    assert detect_mapping(["id", "content", "", "source"]).meta == {"source": "source"}  # unnamed columns dropped
+
+
+TIPDM_LIKE = [
+    ["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "答复意见", "答复时间"],
+    [2549, "A00045581", "A2区物业管理有问题", "2019/4/25 9:32:09", "\n\t\t小区物业扬言要退出。\n\t", "经调查，已召开业主大会。",
+     "2019/5/10 14:56:53"],
+    [2554, "A00023583", "A3区潇楚南路洋湖段怎么还没修好？", dt.datetime(2019, 4, 24, 16, 3, 40), "道路一直没修。",
+     "潇楚南路预计2019年底完工。", dt.datetime(2019, 5, 9, 9, 49, 10)],
+]
+
+
+def _same_file_alone_and_in_a_folder(folder, name, write, mapping=None):
+    """The documents of folder/name loaded by itself, after checking they equal those of the folder."""
+    folder.mkdir()
+    write(folder / name)
+    in_folder = load_corpus(folder, mapping=mapping)
+    alone = load_corpus(folder / name, mapping=mapping)
+    assert [d.to_dict() for d in alone.documents] == [d.to_dict() for d in in_folder.documents]
+    assert alone.skipped == in_folder.skipped
+    return _docs(alone)
+
+
+def test_single_xlsx_file_loads_like_the_file_in_a_folder(tmp_path):
+    docs = _same_file_alone_and_in_a_folder(tmp_path / "c", "m.xlsx", lambda p: _xlsx(p, TIPDM_LIKE),
+                                            load_mapping(TIPDM_MAPPING))
+    assert sorted(docs) == ["m.xlsx#2549", "m.xlsx#2554"]
+    first = docs["m.xlsx#2549"]
+    assert (first.title, first.text, first.meta["date"]) == ("A2区物业管理有问题", "经调查，已召开业主大会。", "2019-05-10")
+    assert first.meta["message"] == "小区物业扬言要退出。" and first.meta["user"] == "A00045581"
+    assert first.meta["message_time"] == "2019/4/25 9:32:09"
+    assert docs["m.xlsx#2554"].meta["message_time"] == "2019-04-24 16:03:40"
+
+
+def test_single_xlsx_file_without_mapping_keeps_the_message_as_metadata(tmp_path):
+    docs = _same_file_alone_and_in_a_folder(tmp_path / "c", "m.xlsx", lambda p: _xlsx(p, TIPDM_LIKE))
+    first = docs["m.xlsx#2549"]
+    assert (first.title, first.meta["date"]) == ("A2区物业管理有问题", "2019-05-10")
+    assert first.meta["留言详情"] == "小区物业扬言要退出。" and first.meta["留言用户"] == "A00045581"
+    assert first.meta["留言时间"] == "2019/4/25 9:32:09"
+
+
+def test_single_jsonl_file_loads_like_the_file_in_a_folder(tmp_path):
+    lines = [{"docid": "a1", "text": "关于延长春节假期的通知 假期延长至2月2日。", "source": "国务院办公厅"},
+             {"docid": "b2", "text": "关于做好复工复产的通知 各地有序复工。"}]
+    body = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines) + "{bad\n"
+    write = lambda p: p.write_text(body, encoding="utf-8")  # noqa: E731
+    docs = _same_file_alone_and_in_a_folder(tmp_path / "auto", "p.jsonl", write)
+    assert sorted(docs) == ["p.jsonl#a1", "p.jsonl#b2"]
+    assert docs["p.jsonl#a1"].title == "关于延长春节假期的通知" and docs["p.jsonl#a1"].meta == {"source": "国务院办公厅"}
+    with_mapping = _same_file_alone_and_in_a_folder(tmp_path / "mapped", "p.jsonl", write, load_mapping(NCP_MAPPING))
+    assert sorted(with_mapping) == ["p.jsonl#a1", "p.jsonl#b2"] and with_mapping["p.jsonl#a1"].meta == {}
+
+
+def test_sidecar_beside_a_single_file_wins_over_the_mapping(tmp_path):
+    rows = [["ID", "Reply", "Message"], [7, "回复内容甲。", "留言甲"]]
+    _xlsx(tmp_path / "s.xlsx", rows)
+    (tmp_path / "s.xlsx.rag.json").write_text(json.dumps({"id": "ID", "text": "Reply", "meta": {"message": "Message"}}),
+                                              encoding="utf-8")
+    [doc] = load_corpus(tmp_path / "s.xlsx", mapping={"id": "ID", "text": "Message"}).documents
+    assert (doc.doc_id, doc.text, doc.meta["message"]) == ("s.xlsx#7", "回复内容甲。", "留言甲")
 
 
 def test_mapping_naming_a_missing_column_skips_the_file(tmp_path):

@@ -254,3 +254,47 @@ def test_killed_build_leaves_previous_index_usable(small_corpus, tmp_path):
     assert len(report.added) == 40
     assert any("bulk/" in h.doc_id for h in index.search("第7号建议的答复", k=5))
     assert not [p for p in (index_dir / "generations").iterdir() if p.name.startswith(".tmp")]
+
+
+MESSAGES = [
+    ["留言编号", "留言用户", "留言主题", "留言时间", "留言详情", "答复意见", "答复时间"],
+    [101, "U001", "小区停车难", "2019/4/25 9:32:09", "  小区车位太少。 ", "经调查，住建局已在小区周边新增停车位200个。", "2019/5/10 14:56:53"],
+    [102, "U002", "路灯坏了", "2019/4/26 10:00:00", "路灯一直不亮。", "城管局已维修路灯58盏，明日全部完成。", "2019/5/11 9:00:00"],
+    [103, "U003", "公交线路", "2019/4/27 8:00:00", "希望增开公交。", "公交集团将于6月开通126路公交线路。", "2019/5/12 16:20:00"],
+]
+
+
+def test_cli_builds_one_table_file_with_a_mapping(tmp_path, capsys):
+    import openpyxl
+
+    from rag.cli import main
+    from rag.formats import load_mapping
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    book = openpyxl.Workbook()
+    for row in MESSAGES:
+        book.active.append(row)
+    book.save(folder / "messages.xlsx")
+    mapping = REPO / "corpora" / "tipdm.rag.json"
+    index_dir = tmp_path / "idx"
+    assert main(["build", str(folder / "messages.xlsx"), "--mapping", str(mapping), "--index", str(index_dir), "-q"]) == 0
+    assert "indexed 3 documents" in capsys.readouterr().out
+    index = rag.load_index(index_dir)
+    docs = {d.doc_id: d for d in index.documents()}
+    assert sorted(docs) == ["messages.xlsx#101", "messages.xlsx#102", "messages.xlsx#103"]
+    first = docs["messages.xlsx#101"]
+    assert (first.title, first.meta["date"], first.meta["message"], first.meta["user"], first.meta["message_time"]) == (
+        "小区停车难", "2019-05-10", "小区车位太少。", "U001", "2019/4/25 9:32:09")
+    assert index.search("维修了多少盏路灯", k=1)[0].doc_id == "messages.xlsx#102"
+
+    # the folder holding the file has the same doc ids: the index is up to date, nothing is embedded again
+    report = BuildReport()
+    rag.build_index(folder, index_dir, mapping=load_mapping(mapping), progress=False, report=report)
+    assert report.up_to_date and report.embedded_chunks == 0 and report.documents == 3
+
+    assert main(["build", str(tmp_path / "missing.xlsx"), "--index", str(index_dir), "-q"]) == 2
+    assert "missing.xlsx" in capsys.readouterr().err
+    assert main(["build", str(folder / "messages.xlsx"), "--mapping", str(tmp_path / "none.json"),
+                 "--index", str(index_dir), "-q"]) == 2
+    assert "cannot read mapping" in capsys.readouterr().err
