@@ -26,12 +26,14 @@ from rag.question import (
     OPPOSED,
     PLACE_SCOPES,
     QUALIFIER_GROUPS,
+    TOTAL_ADVERB_RE,
     UNIT_ACCEPT,
     YEAR_RE,
     ZH_VERBS,
     QuestionInfo,
     analyze,
 )
+from rag.metadata import FIELD_LABELS
 from rag.text import normalize
 from rag.types import Answer, Hit, Span
 
@@ -41,6 +43,15 @@ MAX_EMBEDDED = 8  # sentences embedded per question, the lexically best ones (12
 EMBED_CACHE_SIZE = 8192  # sentence vectors kept between questions (the same paragraphs come back often)
 TRY_CANDIDATES = 5  # best clauses tried in turn before giving up
 ABSTAIN_CITATIONS = 3
+# Second tier: when no exact value is found, a what/which/why question may be answered by the source sentence
+# that says everything asked. Calibrated on eval/reference.jsonl and tests/answer_cases.jsonl (no negative
+# passes; see eval/REPORT.md); only the best-scored clause is tried, and only in the top passages.
+SENTENCE_KINDS = ("other", "document", "list", "reason", "method", "organisation")
+SENTENCE_MIN_COVERAGE = 0.5
+SENTENCE_MIN_SCORE = 1.3
+SENTENCE_MAX_HIT = 2  # the clause must stand in one of the first three passages
+ASKS_AMOUNT = re.compile(r"多少|多长|多久|多大|多高|多远|多宽|多深|多重|几|\bhow (many|much|long|big|large|far|wide)\b")
+SENTENCE_MAX_CHARS = 160  # a longer sentence is cut to the clauses around the best one
 
 # ---- abstention thresholds ------------------------------------------------------------------------------
 # A clause may be returned only when it holds the kind of answer asked (a figure of a fitting unit, a name, a
@@ -88,6 +99,11 @@ _UNIT_ALT = "|".join(map(re.escape, UNITS))
 # a figure with its unit; "68个276人" (68 teams of 276 people) is one figure
 _FIGURE = rf"{_NUM}\s*(?:余|多)?\s*(?:{_UNIT_ALT})"
 QUANTITY_RE = re.compile(rf"(?<![A-Za-z0-9.\-]){_FIGURE}(?:{_FIGURE})*")
+# small counts written in Chinese numerals (两批次, 三家, 十二个); 一 alone is left out (一批新产品 is "some")
+_CN_COUNT_UNITS = "|".join(map(re.escape, ("批次", "批", "次", "个", "家", "项", "名", "人", "场", "所", "位", "件", "台",
+                                           "套", "户", "届", "轮")))
+CN_QUANTITY_RE = re.compile(r"(?<![一二两三四五六七八九十百千万第])(?:[二三四五六七八九]?十[一二三四五六七八九]?|[两三四五六七八九])"
+                            rf"(?:{_CN_COUNT_UNITS})")
 DATE_RE = re.compile(r"(?<!\d)(?:\d{4}年\d{1,2}月\d{1,2}日|\d{4}-\d{1,2}-\d{1,2}|\d{4}年\d{1,2}月|\d{4}年度?)")
 PHONE_RE = re.compile(r"(?<!\d)(?:\d{3,4}-\d{7,8}|1[3-9]\d{9})(?!\d)")
 ATTRIBUTE_RES = {  # values of a fixed form (see rag.question.ATTRIBUTE_CUES)
@@ -116,6 +132,8 @@ ORG_LEADING_NOISE = re.compile(r"(?:今年|去年|目前|已经|已|并|对|由|
                                r"组织|积极|主动|联合|全市|我市|现|请|抄送|主送|其中|包括|等|以|按照|根据|制定|出台|印发)+")
 ENUM_START_CUES = re.compile(r"布局|包括|包含|涵盖|涉及|覆盖|面向和支持|面向|支持|聚焦|围绕|推动|培育|发展|举办|开展|实施|"
                              r"组织|建设|打造|设立|新建|引进|比如|例如|如|有|是|为|在|对|[:：(（]")
+# a quoted chain of three or more items: “科技型中小企业-高新技术企业-科技领军企业”, “科技—产业—金融”
+CHAIN_RE = re.compile(r"[“\"]([^“”\"\n\-—]{1,20}(?:\s*[-—]+\s*[^“”\"\n\-—]{1,20}){2,})[”\"]")
 HEADING_RE = re.compile(r"^\s*(?:[一二三四五六七八九十]+、|[(（][一二三四五六七八九十\d]+[)）]|\d{1,2}[.、](?!\d))")
 LEAD_RE = re.compile(r"^\s*(?:[一二三四五六七八九十]+是|首先|其次|再次|最后)")
 LEAD_ORDINAL_RE = re.compile(r"^\s*([一二三四五六七八九十]+)是")
@@ -138,14 +156,21 @@ NOT_FOUND_TEXT = {
 DOC_FIELDS: list[tuple[str, tuple[str, ...], re.Pattern, bool]] = [
     ("signer", ("person",), re.compile(r"签发|签批|\bsign"), True),
     ("contact_person", ("person",), re.compile(r"联系人|\bcontact"), True),
-    ("contact_phone", ("other", "quantity"), re.compile(r"电话|phone"), True),
+    ("contact_phone", ("other", "quantity"), re.compile(r"电话|号码|热线|打哪|phone|call"), True),
     ("addressee", ("person",), re.compile(r"委员|提案人|提出|propos"), False),
     ("cc", ("organisation", "list"), re.compile(r"抄送|\bcc\b|copied"), True),
     ("publish_date", ("date",), re.compile(r"发布|公开|publish|post"), False),
     ("sign_date", ("date",), re.compile(r"落款|签发|成文|答复|回复|repl|sign"), False),
     ("doc_number", ("document",), re.compile(r"文号|字号|编号|提案字|number"), False),
     ("issuer", ("organisation",), re.compile(r"答复|回复|办理|承办|作出|发文|repl|respond|answer|issue"), False),
+    ("source", ("other", "organisation"), re.compile(r"网站|来源|出处|\bsource\b|website"), False),
+    ("result", ("other", "list"), re.compile(r"办理结果|办理类别|答复类别|哪一类|什么类|\bresult\b|categor"), False),
+    ("disclosure", ("yesno", "other"), re.compile(r"公开|disclos|\bpublic\b"), False),
+    ("proposal_title", ("other", "document"), re.compile(r"题目|标题|名称|叫什么|\btitle\b"), False),
 ]
+SHORT_FIELD_VALUE = 3
+PAREN_PENALTY = 0.8
+DIFFERENCE_CUES = re.compile(r"高出|多出|超出|低出|相差|差距|差多少|高多少|低多少|多多少|少多少|higher than|lower than|more than|less than|gap")
 _ABOUT_DOCUMENT = re.compile(r"(这份|本|该|此)?(答复|回复|提案|复函|来文)|\b(reply|response|proposal)\b")
 
 
@@ -256,10 +281,8 @@ def pieces_of(hits: list[Hit], limit: int = SCAN_HITS) -> list[Piece]:
 
 # ---- entities ------------------------------------------------------------------------------------------------
 def _unit_of(quantity: str) -> str:
-    for unit in UNITS:
-        if quantity.endswith(unit):
-            return unit
-    return ""
+    """The unit a figure ends with, the longest that fits (两批次 → 批次, not 次)."""
+    return max((unit for unit in UNITS if quantity.endswith(unit)), key=len, default="")
 
 
 def _title_spans(text: str, a: int, b: int) -> list[Span]:
@@ -287,9 +310,10 @@ def find_entities(text: str, start: int, end: int, kind: str) -> list[Entity]:
     out: list[Entity] = []
     if kind == "quantity":
         titles = _title_spans(text, start, end)
-        for m in QUANTITY_RE.finditer(text, start, end):
-            if not _inside(titles, m.start(), m.end()):
-                out.append(Entity("quantity", m.start(), m.end(), _unit_of(m.group(0))))
+        for pattern in (QUANTITY_RE, CN_QUANTITY_RE):
+            for m in pattern.finditer(text, start, end):
+                if not _inside(titles, m.start(), m.end()):
+                    out.append(Entity("quantity", m.start(), m.end(), _unit_of(m.group(0))))
     elif kind == "date":
         titles = _title_spans(text, start, end)
         for m in DATE_RE.finditer(text, start, end):
@@ -309,6 +333,7 @@ def find_entities(text: str, start: int, end: int, kind: str) -> list[Entity]:
         out = [Entity("organisation", s, e) for s, e in _org_spans(text, start, end, ORG_RE)]
     elif kind == "list":
         out = find_enumerations(text, start, end)
+        out += [Entity("list", m.start(1), m.end(1)) for m in CHAIN_RE.finditer(text, start, end)]
     out.sort(key=lambda e: (e.start, -e.end))
     kept: list[Entity] = []
     for e in out:
@@ -487,7 +512,7 @@ def constraint_score(info: QuestionInfo, v: Views, own: set[str], present: set[s
             opposed = opposed or info.kind == "quantity"
     if asked_groups & set(CARRIED) and not present & set(CARRIED):
         score -= 0.2  # 累计/新增 asked, the figure carries no such label
-        if info.strong_total and info.kind == "quantity":
+        if info.strong_total and info.kind == "quantity" and not TOTAL_ADVERB_RE.search(bare):
             opposed = True  # 一共有多少家: a figure not labelled as a total (又为11家…) is not the total
     if "change" in asked_groups and "change" not in own and info.kind == "quantity":
         score -= 0.5  # a change (比上年增长…) asked, the figure is a level
@@ -694,6 +719,11 @@ def _locate_value(text: str, value: str, key: str) -> list[Span]:
         return []
     if key == "addressee":
         value = re.sub(r"(委员|代表|同志)$", "", value)
+    if key in FIELD_LABELS and len(value) <= SHORT_FIELD_VALUE:  # A, 是: found right after the label, not anywhere
+        label = re.search(rf"(?:{FIELD_LABELS[key]})\s*[:：]?\s*[(（]?\s*", norm)
+        if label is None or not norm.startswith(normalize(value), label.end()):
+            return []
+        return [(label.end(), label.end() + len(value))]
     items = [v for v in re.split(r"[,，、;；]", value) if v.strip()] if key == "cc" else [value]
     spans = []
     for item in items:
@@ -730,7 +760,8 @@ class Composed:
 def _entity_local_score(info: QuestionInfo, text: str, piece: Piece, e: Entity) -> float:
     """Prefer the figure whose own words (the text since the previous figure) carry the asked terms/qualifiers."""
     left = normalize(text[piece.start:e.start])
-    previous = list(QUANTITY_RE.finditer(left))
+    difference = bool(DIFFERENCE_CUES.search(normalize(info.question)))
+    previous = [m for m in QUANTITY_RE.finditer(left) if not (difference and _in_parentheses(left, m.start(), m.end()))]
     if previous:
         left = left[previous[-1].end():]
     score = sum(_term_weight(g[0]) for g in info.terms if any(t in left for t in g))
@@ -741,7 +772,14 @@ def _entity_local_score(info: QuestionInfo, text: str, piece: Piece, e: Entity) 
     score += 0.3 * len(scopes & set(info.places)) - 0.3 * len(scopes - set(info.places))
     if e.unit:
         score += _unit_hint_bonus(info, e.unit)
+    if difference and _in_parentheses(text, e.start, e.end):
+        score -= PAREN_PENALTY  # 高于全省平均水平(2.00%)0.52个百分点: asked the gap, the bracketed figure is the baseline
     return score - 0.001 * (e.start - piece.start)
+
+
+def _in_parentheses(text: str, a: int, b: int) -> bool:
+    before, after = text[max(0, a - 1):a], text[b:b + 1]
+    return before in ("(", "（") and after in (")", "）")
 
 
 def _pick_entities(info: QuestionInfo, hit: Hit, cand: Candidate) -> list[Entity]:
@@ -896,6 +934,8 @@ def compose(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> Composed | 
         return None
     if ents[0].kind == "clause":
         return Composed(text[piece.start:piece.end], {piece.hit: [(piece.start, piece.end)]})
+    if ents[0].kind == "list" and len(ents) == 1:
+        ents = ents + _breakdown_continuation(text, piece, ents[0])
     if len(ents) > 1 or ents[0].kind == "list":
         return Composed(text[ents[0].start:ents[-1].end], {piece.hit: [(e.start, e.end) for e in ents]})
     spans = [(e.start, e.end) for e in ents]
@@ -911,6 +951,24 @@ def compose(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> Composed | 
               if s not in rivals and not any(x < s[1] and s[0] < y for x, y in spans)]
     a, b = _trim_unsupported(text, a, b, spans)
     return Composed(text[a:b], {piece.hit: sorted(spans)})
+
+
+_BREAKDOWN_ITEM = re.compile(rf"[^、，,。；;:：\s]{{1,24}}?{_FIGURE}")
+
+
+def _breakdown_continuation(text: str, piece: Piece, listed: Entity) -> list[Entity]:
+    """Clauses after a breakdown list (其中A 2家、B 6家,C 1家,D 17家) that hold only more such items."""
+    if not _BREAKDOWN_ITEM.search(text, listed.start, listed.end):
+        return []
+    more = []
+    for a, b in split_clauses(text, piece.sent_start, piece.sent_end):
+        if a < piece.end:
+            continue
+        items = text[a:b].split("、")
+        if not all(_BREAKDOWN_ITEM.fullmatch(item.strip()) for item in items):
+            break
+        more.append(Entity("list", a, b))
+    return more
 
 
 _SEPARATORS = "、，,:：;；及和与"
@@ -1081,7 +1139,8 @@ def answer_question(question: str, hits: list[Hit], embedder=None) -> Answer:
     info = merge_compounds(analyze(question), hits)
     if not hits:
         return _not_found(info, hits, started)
-    for cand in rank_candidates(info, hits, embedder)[:TRY_CANDIDATES]:
+    ranked = rank_candidates(info, hits, embedder)
+    for cand in ranked[:TRY_CANDIDATES]:
         if not eligible(info, cand):
             continue
         composed = compose(info, hits, cand)
@@ -1090,17 +1149,76 @@ def answer_question(question: str, hits: list[Hit], embedder=None) -> Answer:
         answer = _build_answer(info, hits, cand, composed, started)
         if is_faithful(answer):
             return answer
+    fallback = sentence_candidate(info, hits, ranked)
+    if fallback is not None:
+        answer = _build_answer(info, hits, fallback, compose_sentence(info, hits, fallback), started, exact=False)
+        if is_faithful(answer):
+            return answer
     return _not_found(info, hits, started)
 
 
-def _build_answer(info: QuestionInfo, hits: list[Hit], cand: Candidate, composed: Composed, started: float) -> Answer:
+def sentence_candidate(info: QuestionInfo, hits: list[Hit], ranked: list[Candidate]) -> Candidate | None:
+    """The best clause, when its sentence may answer a what/which/why question that has no exact value."""
+    if info.kind not in SENTENCE_KINDS or info.language != "zh":
+        return None
+    best = next((c for c in ranked if not c.conflict), None)
+    if best is None or best.piece.hit > SENTENCE_MAX_HIT or (best.entities and best.entities[0].kind == "field"):
+        return None
+    relevance = best.score + (0.0 if best.fits else W_KIND)  # the exact form was not found: judge relevance alone
+    if best.coverage < SENTENCE_MIN_COVERAGE or relevance < SENTENCE_MIN_SCORE:
+        return None
+    text = hits[best.piece.hit].text
+    if info.attribute and not _attribute_in_sentence(info.attribute, text, best.piece):
+        return None  # asked a phone number, a rank…: the sentence must hold one
+    if ASKS_AMOUNT.search(normalize(info.question)) and not _has_figure(text, best.piece.sent_start, best.piece.sent_end):
+        return None  # asked how long / how big: a sentence without any figure does not answer
+    return best
+
+
+def _has_figure(text: str, start: int, end: int) -> bool:
+    return bool(re.search(r"\d", text[start:end]) or CN_QUANTITY_RE.search(text, start, end))
+
+
+def _attribute_in_sentence(attribute: str, text: str, piece: Piece) -> bool:
+    pattern = ATTRIBUTE_RES.get(attribute)
+    return pattern is not None and pattern.search(text, piece.sent_start, piece.sent_end) is not None
+
+
+def compose_sentence(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> Composed:
+    """The clause's sentence (its 一是… items for reasons and methods), cut to the clauses around it when long."""
+    if info.kind in ("reason", "method"):
+        return _compose_sentences(info, hits, cand)
+    piece = cand.piece
+    text = hits[piece.hit].text
+    clauses = split_clauses(text, piece.sent_start, piece.sent_end)
+    index = next((i for i, c in enumerate(clauses) if c[0] <= piece.start < c[1]), None)
+    if index is None or piece.sent_end - piece.sent_start <= SENTENCE_MAX_CHARS:
+        a, b = piece.sent_start, piece.sent_end
+    else:
+        first = last = index
+        while True:  # grow by whole clauses, the following one first, while the window stays short
+            grown = False
+            for step in (1, -1):
+                i = (last if step > 0 else first) + step
+                if 0 <= i < len(clauses) and clauses[max(last, i)][1] - clauses[min(first, i)][0] <= SENTENCE_MAX_CHARS:
+                    first, last = min(first, i), max(last, i)
+                    grown = True
+            if not grown:
+                break
+        a, b = clauses[first][0], clauses[last][1]
+    a, b = _trim(text, a, b)
+    return Composed(text[a:b], {piece.hit: [(a, b)]})
+
+
+def _build_answer(info: QuestionInfo, hits: list[Hit], cand: Candidate, composed: Composed, started: float,
+                  exact: bool = True) -> Answer:
     order = sorted(composed.spans, key=lambda h: (h != cand.piece.hit, h))
     citations = [replace(hits[h], highlights=_merge(composed.spans[h]), meta=dict(hits[h].meta)) for h in order]
     for h, hit in enumerate(hits):  # the other retrieved paragraphs follow, without highlights
         if h not in composed.spans:
             citations.append(replace(hit, highlights=[], meta=dict(hit.meta)))
     return Answer(question=info.question, text=composed.text.strip(), found=True, citations=citations,
-                  kind=info.kind, elapsed_ms=_ms(started))
+                  kind=info.kind, elapsed_ms=_ms(started), exact=exact)
 
 
 def _merge(spans: list[Span]) -> list[Span]:
@@ -1139,7 +1257,9 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     """Terminal view: the answer, then each citation with the answer spans marked."""
     marks = ANSI_MARK if color else PLAIN_MARK
     zh = bool(_CJK_CHAR.search(answer.question or ""))
-    head = ("答：" if zh else "Answer: ") if answer.found else ""
+    head = ""
+    if answer.found:
+        head = ("答：" if zh else "Answer: ") if answer.exact else ("原文：" if zh else "From the text: ")
     lines = [head + (answer.text or "")]
     if answer.citations:
         lines.append("")
@@ -1156,6 +1276,7 @@ def answer_to_json(answer: Answer) -> dict:
         "answer": answer.text,
         "found": answer.found,
         "kind": answer.kind,
+        "exact": answer.exact,
         "elapsed_ms": answer.elapsed_ms,
         "citations": [
             {

@@ -137,7 +137,7 @@ def split_lines(text: str) -> list[Line]:
 
 CHROME_MAX_CHARS = 40
 _CHROME_KEYS = re.compile(
-    r"^(?:是否(?:同意)?公开|办理结果|办理类别|答复类别|(?:浏览|阅读|点击|访问)(?:次数|量|数)"
+    r"^(?:(?:浏览|阅读|点击|访问)(?:次数|量|数)"
     r"|上一篇|下一篇|【? *字[体号])"
 )
 _CHROME_WORDS = re.compile(
@@ -230,17 +230,21 @@ def _find_title(lines: list[Line]) -> tuple[str, int] | None:
 
 # ---------------------------------------------------------------- header and footer fields
 
-_KEYS = {
+FIELD_LABELS = {  # header labels whose values become metadata (rag/answer.py finds the value after its label)
     "publish_date": r"发布时间|发布日期|发文日期|成文日期|印发日期",
     "source": r"信息来源|文章来源|来源",
     "doc_number": r"发文字号|文号",
     "issuer": r"发布机构|发文机关|发布机关",
     "proposal_number": r"提案编号|建议编号|议案编号|提案号|建议号",
     "result": r"办理结果|办理类别|答复类别",
+    "disclosure": r"是否同意公开|是否公开",
 }
-_KEY_RE = re.compile("(?:" + "|".join(f"(?P<{k}>{v})" for k, v in _KEYS.items()) + r") *: *")
+_KEY_RE = re.compile("(?:" + "|".join(f"(?P<{k}>{v})" for k, v in FIELD_LABELS.items()) + r") *: *")
 _DOC_NUMBER_RE = re.compile(r"[\u4e00-\u9fffa-z]{1,20}[〔\[(【] *\d{4} *[〕\])】] *第? *\d+ *号")
 _PROPOSAL_RE = re.compile(r"第 *([0-9a-z][0-9a-z\-]*) *号(?:提案|建议|议案)")
+# 您提出的关于“加快形成新质生产力 助力石家庄高质量发展的建议”提案收悉 → the proposal's own title
+_PROPOSAL_TITLE_RE = re.compile(r"(?:提出|所提|提交)的?(?:关于)?[“\"]([^“”\"\n]{4,80})[”\"](?:的)?(?:提案|建议|议案)")
+PROPOSAL_TITLE_SEARCH = 2000  # characters from the start where the salutation stands
 _ADDRESSEE_RE = re.compile(r"^([^:\s。,;!?]{2,30}) *:$")
 _ORG_RE = re.compile(
     r"^[\u4e00-\u9fff()]{2,40}(?:局|委|办|厅|院|会|部|府|室|中心|公司|处|所|署|站|队|馆|社|组|司"
@@ -365,7 +369,7 @@ def parse_reply(text: str) -> tuple[str, dict[str, Any], list[Span]]:
     """(title, meta, content_spans) of a government reply or any other free text.
 
     meta keys, when found: issuer, publish_date, source, doc_number, proposal_number, addressee,
-    sign_date, signer, contact_person, contact_phone, cc, result, and `date` (publish date, else
+    sign_date, signer, contact_person, contact_phone, cc, result, disclosure, proposal_title, and `date` (publish date, else
     signing date) so that every document can be filtered by one key.
     """
     lines = split_lines(text)
@@ -390,8 +394,13 @@ def parse_reply(text: str) -> tuple[str, dict[str, Any], list[Span]]:
         meta["publish_date"] = normalize_date(meta["publish_date"]) or find_date(meta["publish_date"])
         if not meta["publish_date"]:
             del meta["publish_date"]
-    if "result" in meta:
-        meta["result"] = meta["result"].strip("()（） \u00a0\u3000").upper()
+    for key in ("result", "disclosure"):  # 办理结果:(A), 是否同意公开:(是)
+        if key in meta:
+            meta[key] = meta[key].strip("()（） \u00a0\u3000").upper()
+    if "proposal_title" not in meta:
+        proposal = _PROPOSAL_TITLE_RE.search(text[:PROPOSAL_TITLE_SEARCH])
+        if proposal:
+            meta["proposal_title"] = proposal.group(1).strip()
     date = meta.get("publish_date") or meta.get("sign_date")
     if date:
         meta["date"] = date

@@ -31,6 +31,9 @@ _ZH_KINDS: list[tuple[str, re.Pattern]] = [
     ("list", re.compile(r"哪些|哪几|有什么|包括什么|包含什么|什么(产业|领域|行业)")),
 ]
 _EN_KINDS: list[tuple[str, re.Pattern]] = [
+    ("document", re.compile(r"\b(document|file|reference|serial) (number|no)\b")),
+    ("person", re.compile(r"\b(which|what) (\w+ )?(member|deputy|representative|official|person|leader|director|"
+                          r"mayor|chairman|secretary)\b")),
     ("reason", re.compile(r"\bwhy\b|\breasons?\b|\bowing to\b|\bthanks to\b|\bdue to what\b")),
     ("quantity", re.compile(r"\bhow (many|much)\b|\bwhat (is|was|are|were) the (number|amount|total|share|"
                             r"percentage|rate|"
@@ -78,6 +81,8 @@ QUALIFIER_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
     "provincial": {"question": ("省级", "省科技", "河北省", "provincial"), "text": ("省级", "省科技", "河北省", "省实验室")},
     "municipal": {"question": ("市级", "municipal", "city-level"), "text": ("市级",)},
 }
+# The adverb 共 before a figure (共引进63名, 共对…立项90个) labels it a total; not 公共, 共同, 共享…
+TOTAL_ADVERB_RE = re.compile(r"(?<![公一总])共(?![同享性建用识商])(?=[\u4e00-\u9fff（）()“”]{0,16}?\d)")
 # Cues that ask for a total outright (unlike 有多少): a figure without a total label cannot answer them.
 STRONG_TOTAL_CUES = ("总数", "总量", "总共", "一共", "累计", "共有", "总计", "合计", "截至目前", "total", "in all",
                      "altogether", "so far", "to date", "cumulative")
@@ -130,6 +135,7 @@ _NOUN_UNIT_HINTS: list[tuple[re.Pattern, str]] = [  # the thing counted implies 
     (re.compile(r"人才|人员|特派员|专家|院士|people|persons?|talents?|experts?|commissioners?|academicians?"), "人"),
     (re.compile(r"项目|计划|projects?|programs?|programmes?"), "项"),
     (re.compile(r"活动|交流|会议|events?|activities|exchanges?"), "场"),
+    (re.compile(r"学校|高校|大学|学院|医院|schools?|universit|colleges?|hospitals?"), "所"),
 ]
 
 # ---- bilingual lexicon --------------------------------------------------------------------------
@@ -165,6 +171,56 @@ EN_ZH_LEXICON: dict[str, tuple[str, ...]] = {
     "spending": ("经费", "投入"),
     "event": ("活动",),
     "support": ("支持",),
+    # general terms of government replies (reply, proposal, people, places and common policy fields)
+    "technology based sme": ("科技型中小企业",),
+    "small and medium": ("中小企业",),
+    "sme": ("中小企业",),
+    "leading enterprise": ("领军企业",),
+    "innovation platform": ("创新平台",),
+    "platform": ("平台",),
+    "future industr": ("未来产业",),
+    "emerging industr": ("新兴产业",),
+    "basic research": ("基础研究",),
+    "research institute": ("研究院",),
+    "universit": ("高校", "大学"),
+    "college": ("高校", "学院"),
+    "implementation plan": ("实施方案",),
+    "reform": ("改革",),
+    "science and technology": ("科技",),
+    "sci tech": ("科技",),
+    "innovation": ("创新",),
+    "cppcc": ("政协",),
+    "propos": ("提案", "建议"),
+    "deputy": ("代表",),
+    "member": ("委员",),
+    "subsid": ("补贴", "补助"),
+    "allowance": ("补贴", "补助"),
+    "housing": ("住房", "购房", "租房"),
+    "entrepreneur": ("创业",),
+    "start up": ("创业",),
+    "incubat": ("孵化",),
+    "patent": ("专利",),
+    "hydrogen": ("氢能",),
+    "artificial intelligence": ("人工智能",),
+    "semiconductor": ("半导体",),
+    "academic exchange": ("学术交流",),
+    "meeting": ("会议",),
+    "conference": ("会议",),
+    "batch": ("批",),
+    "social security": ("社保", "社会保险"),
+    "medical insurance": ("医保", "医疗保险"),
+    "housing provident fund": ("公积金",),
+    "pension": ("养老",),
+    "hospital": ("医院",),
+    "school": ("学校",),
+    "bus": ("公交",),
+    "traffic": ("交通",),
+    "noise": ("噪音", "噪声"),
+    "pollution": ("污染",),
+    "demolition": ("拆迁",),
+    "resettlement": ("安置",),
+    "epidemic": ("疫情",),
+    "covid": ("疫情", "新冠"),
 }
 EN_STOPWORDS = frozenset("""
 a an the of in on at to for from by with and or as is are was were be been being do does did has have had
@@ -205,6 +261,9 @@ ZH_SYNONYMS: dict[str, tuple[str, ...]] = {
     "最多": ("最高",),
     "最高": ("最多",),
     "增长": ("增加",),
+    "高出": ("高于", "超过", "超出"),
+    "超出": ("超过", "高于"),
+    "低出": ("低于",),
 }
 
 
@@ -342,11 +401,11 @@ ACRONYM_RE = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z][A-Z0-9]*&[A-Z0-9]+|[A-Z]{2,}[
 
 def _en_terms(text: str) -> tuple[list[tuple[str, ...]], list[str], int]:
     """Chinese terms for an English question through the lexicon, the untranslated words, and the head."""
-    low = normalize(text).lower()
+    low = normalize(text).lower().replace("-", " ")  # technology-based = technology based (offsets kept)
     covered = [False] * len(low)
     hits: list[tuple[int, tuple[str, ...] | str]] = []
     for phrase in sorted(EN_ZH_LEXICON, key=len, reverse=True):
-        for match in re.finditer(r"(?<![a-z])" + re.escape(phrase), low):
+        for match in re.finditer(r"(?<![a-z])" + re.escape(phrase.replace("-", " ")), low):
             end = match.end()
             while end < len(low) and low[end].isalpha():
                 end += 1
@@ -437,6 +496,12 @@ def _unit(text: str, language: str) -> tuple[str, str]:
     if not matches:
         return unit, ""
     matches.sort()
+    if language == "en" and tail is not text and not unit:
+        # "how many universities": English has no measure word; the noun that ends the counted phrase gives it
+        stop = _EN_PHRASE_END.search(tail)
+        phrase = [name for position, name in matches if stop is None or position < stop.start()]
+        if phrase:
+            return phrase[-1], phrase[-1]
     return unit, (matches[-1][1] if language == "zh" else matches[0][1])
 
 

@@ -77,6 +77,7 @@ class Answer:
     citations: list[Hit] = field(default_factory=list)
     kind: str = ""  # quantity, person, organisation, date, document, list, reason, yesno, other
     elapsed_ms: float = 0.0
+    exact: bool = True  # False: no exact value was found, the answer is the source sentence that says it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -229,7 +229,8 @@ def test_question_constraints():
     english = analyze("How many new high-tech enterprises were added in 2023?")
     assert english.language == "en" and ("高新技术企业",) in english.terms and english.years == ["2023"]
     assert "new" in english.qualifiers
-    assert analyze("How many universities are there?").head == -2  # the asked noun has no translation
+    assert analyze("How many giraffes are there?").head == -2  # the asked noun has no translation
+    assert analyze("How many universities are there?").unit == "所"  # the counted noun gives the measure word
 
 
 # ---- output ------------------------------------------------------------------------------------------------

@@ -47,8 +47,6 @@ def test_hybrid_hit_at_3(result):
     assert m.hit3 >= HIT3_FLOOR, f"hybrid hit@3 {m.hit3:.3f} < {HIT3_FLOOR}; misses:\n{_listing(misses)}"
 
 
-@pytest.mark.xfail(strict=False, reason="measured answer accuracy 0.65-0.73 is below the 0.85 floor the "
-                   "eval issue sets; the floor stays and this test turns green when answering improves")
 def test_answer_accuracy(result):
     m = result.overall["hybrid"]
     wrong = [r for r in result.rows if r.answers and not r.correct]

@@ -23,7 +23,8 @@ SEED_META = {
 }
 SEED_TITLE = "对政协石家庄市第十四届委员会第四次会议第0520号提案的答复"
 # Page chrome of the seed, as the brief lists it (independent of the parser's own rules).
-SEED_CHROME_PREFIXES = ("【字体", "是否同意公开", "办理结果", "政策解读")
+SEED_CHROME_PREFIXES = ("【字体", "政策解读")
+SEED_FIELD_LINES = ("是否同意公开:(是)", "办理结果:(A)")  # facts users ask about: content, not chrome
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +60,25 @@ def test_seed_chrome_lines_lie_outside_content_spans(seed_text, seed_parsed):
     spans = seed_parsed[2]
     chrome = [(s, e) for s, e, raw in _lines_with_offsets(seed_text)
               if not raw.strip() or raw.strip().startswith(SEED_CHROME_PREFIXES)]
-    assert len(chrome) == 5  # NBSP-only line, font/print, disclosure, result, 政策解读
+    assert len(chrome) == 3  # NBSP-only line, font/print, 政策解读
     for start, end in chrome:
         assert not _overlaps(spans, start, end), seed_text[start:end]
+    for line in SEED_FIELD_LINES:
+        start = seed_text.index(line)
+        assert _overlaps(spans, start, start + len(line)), line
+
+
+def test_seed_disclosure_result_and_proposal_title_are_metadata(seed_parsed):
+    meta = seed_parsed[1]
+    assert meta["disclosure"] == "是" and meta["result"] == "A"
+    assert meta["proposal_title"] == "加快形成新质生产力 助力石家庄高质量发展的建议"
 
 
 def test_seed_every_body_line_lies_inside_content_spans(seed_text, seed_parsed):
     spans = seed_parsed[2]
     body = [(s, e, raw) for s, e, raw in _lines_with_offsets(seed_text)
             if raw.strip() and not raw.strip().startswith(SEED_CHROME_PREFIXES)]
-    assert len(body) == 50
+    assert len(body) == 52  # 50 lines of text + the disclosure and result lines
     for start, end, raw in body:
         assert _inside(spans, start, end), raw
     must_keep = [SEED_TITLE, "发布时间:2024-08-02", "承办单位提案字〔2024〕第12号", "范林委员:", "领导签发:王金生",
@@ -139,7 +149,7 @@ def test_text_without_header_takes_its_first_line_or_sentence(text, title):
 
 
 @pytest.mark.parametrize("line", [
-    "【字体: 】\xa0\xa0\xa0\xa0打印", "是否同意公开:(是)", "是否同意公开：（否）", "办理结果:(A)", "政策解读", "分享到",
+    "【字体: 】\xa0\xa0\xa0\xa0打印", "政策解读", "分享到",
     "分享到：微信 微博", "关闭窗口", "【打印本页】", "【关闭窗口】", "字号：大 中 小", "\xa0", "\u3000\u3000", "",
 ])
 def test_chrome_lines(line):

@@ -192,10 +192,16 @@ def with_markers(answer: Answer) -> str:
     return "\n".join(out)
 
 
+SENTENCE_NOTE = "The passage that answers it (no exact value extracted) · 原文中回答该问题的句子"
+
+
 def answer_markdown(answer: Answer) -> str:
     """The chat reply: the answer with [n] markers, or an honest not-found; escaped for Markdown."""
     if answer.found and answer.text:
-        return markdown_escape(with_markers(answer))
+        body = markdown_escape(with_markers(answer))
+        if not answer.exact:  # no exact value was found: say that this is the source sentence, not an extracted fact
+            return f"*{SENTENCE_NOTE}*\n\n{body}"
+        return body
     closest = " The closest paragraphs are listed under Sources." if answer.citations else ""
     return f"**Not found in the documents.** 文档中未找到答案。{closest}"
 
