@@ -51,6 +51,7 @@ SENTENCE_MIN_COVERAGE = 0.5
 SENTENCE_MIN_SCORE = 1.3
 SENTENCE_MAX_HIT = 2  # the clause must stand in one of the first three passages
 ASKS_AMOUNT = re.compile(r"多少|多长|多久|多大|多高|多远|多宽|多深|多重|几|\bhow (many|much|long|big|large|far|wide)\b")
+INTRODUCER_MIN_COVERAGE = 0.2
 SENTENCE_MAX_CHARS = 160  # a longer sentence is cut to the clauses around the best one
 
 # ---- abstention thresholds ------------------------------------------------------------------------------
@@ -679,15 +680,22 @@ def add_semantic(info: QuestionInfo, hits: list[Hit], cands: list[Candidate], em
         c.score += W_SEMANTIC * (c.semantic - SEM_CENTER)
 
 
-def field_candidates(info: QuestionInfo, hits: list[Hit]) -> list[Candidate]:
-    """Candidates from the reply's own parsed fields (signer, date, number…), located verbatim in a hit."""
+def asked_fields(info: QuestionInfo) -> list[str]:
+    """Metadata keys of the reply that the question asks about (its signer, phone, source…), in DOC_FIELDS order."""
     q = normalize(info.question)
-    out = []
+    keys = []
     for key, kinds, cue, standalone in DOC_FIELDS:
         if (info.kind not in kinds and not (key == "contact_phone" and info.attribute == "phone")) or not cue.search(q):
             continue
-        if not standalone and not _ABOUT_DOCUMENT.search(q):
-            continue
+        if standalone or _ABOUT_DOCUMENT.search(q):
+            keys.append(key)
+    return keys
+
+
+def field_candidates(info: QuestionInfo, hits: list[Hit]) -> list[Candidate]:
+    """Candidates from the reply's own parsed fields (signer, date, number…), located verbatim in a hit."""
+    out = []
+    for key in asked_fields(info):
         for h, hit in enumerate(hits):
             if hit.doc_id != hits[0].doc_id:
                 continue
@@ -1164,15 +1172,22 @@ def sentence_candidate(info: QuestionInfo, hits: list[Hit], ranked: list[Candida
     best = next((c for c in ranked if not c.conflict), None)
     if best is None or best.piece.hit > SENTENCE_MAX_HIT or (best.entities and best.entities[0].kind == "field"):
         return None
-    relevance = best.score + (0.0 if best.fits else W_KIND)  # the exact form was not found: judge relevance alone
-    if best.coverage < SENTENCE_MIN_COVERAGE or relevance < SENTENCE_MIN_SCORE:
-        return None
     text = hits[best.piece.hit].text
+    relevance = best.score + (0.0 if best.fits else W_KIND)  # the exact form was not found: judge relevance alone
+    if info.kind == "reason" and _introduces_reasons(text[best.piece.sent_start:best.piece.sent_end]):
+        if best.coverage < INTRODUCER_MIN_COVERAGE:
+            return None  # …主要得益于: followed by 一是…二是…: the reasons themselves, even if worded apart
+    elif best.coverage < SENTENCE_MIN_COVERAGE or relevance < SENTENCE_MIN_SCORE:
+        return None
     if info.attribute and not _attribute_in_sentence(info.attribute, text, best.piece):
         return None  # asked a phone number, a rank…: the sentence must hold one
     if ASKS_AMOUNT.search(normalize(info.question)) and not _has_figure(text, best.piece.sent_start, best.piece.sent_end):
         return None  # asked how long / how big: a sentence without any figure does not answer
     return best
+
+
+def _introduces_reasons(sentence: str) -> bool:
+    return sentence.rstrip().endswith((":", "：")) and REASON_CUES.search(sentence) is not None
 
 
 def _has_figure(text: str, start: int, end: int) -> bool:

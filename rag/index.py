@@ -219,11 +219,30 @@ class Index:
 
         started = time.perf_counter()
         hits = self.search(question, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
+        hits += self._field_hits(question, hits)
         result = answer_question(_clean_question(question), hits, embedder=self.embedder)
         result.question = question
         result.citations = result.citations[:k]
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
+
+
+    def _field_hits(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """The paragraph where the top document states the field asked about (its phone, signer…), when not retrieved."""
+        from rag.answer import asked_fields
+        from rag.question import analyze
+
+        if not hits:
+            return []
+        top = hits[0]
+        for key in asked_fields(analyze(_clean_question(question))):
+            value = top.meta.get(key)
+            if not isinstance(value, str) or not value.strip() or any(value in h.text for h in hits):
+                continue
+            for position, chunk in enumerate(self.chunks):
+                if chunk.doc_id == top.doc_id and value in chunk.text:
+                    return [self._hit(position, 0.0, {})]
+        return []
 
 
 def keyword_query(question: str) -> str:

@@ -5,9 +5,7 @@ The answer engine (rag/answer.py) uses this to tell competing figures apart: "�
 """
 from __future__ import annotations
 
-import logging
 import re
-import threading
 from dataclasses import dataclass, field
 
 from rag.text import has_cjk, normalize
@@ -251,6 +249,7 @@ MEASURE_NOUNS = frozenset("比例 占比 比重 增速 增长率 数量 数目 �
 # Words jieba's default dictionary cuts apart ("抄送给" → 抄/送给); added to a private tokenizer only.
 DOMAIN_WORDS = ("抄送", "落款", "签发", "联系人", "高新技术企业", "科技型中小企业", "科技领军企业", "科技特派员",
                 "人才飞地", "驻冀", "增加值", "上年度", "比上年")
+DOMAIN_WORD_FREQ = 200000
 # Chinese synonyms the documents use for words questions use.
 ZH_SYNONYMS: dict[str, tuple[str, ...]] = {
     "研发": ("r&d", "研究与试验发展"),
@@ -300,25 +299,11 @@ class QuestionInfo:
     batches: list[str] = field(default_factory=list)  # ordinal identifiers named: 第八批, 第四次
 
 
-_tokenizer_lock = threading.Lock()
-_tokenizer = None
-
-
 def _segmenter():
-    """A private jieba tokenizer with DOMAIN_WORDS (the shared default dictionary stays untouched)."""
-    global _tokenizer
-    if _tokenizer is None:
-        with _tokenizer_lock:
-            if _tokenizer is None:
-                import jieba
+    """jieba with DOMAIN_WORDS forced whole (a private tokenizer: BM25's own word list is different)."""
+    from rag.tokenize import segmenter
 
-                jieba.setLogLevel(logging.WARNING)
-                tk = jieba.Tokenizer()
-                tk.initialize()
-                for word in DOMAIN_WORDS:
-                    tk.add_word(word, freq=200000)
-                _tokenizer = tk
-    return _tokenizer
+    return segmenter(DOMAIN_WORDS, freq=DOMAIN_WORD_FREQ)
 
 
 def detect_kind(question: str, language: str) -> str:

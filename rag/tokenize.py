@@ -55,22 +55,26 @@ STOP_WORDS_EN = frozenset(
 USER_WORDS: tuple[str, ...] = ("驻冀", "众创空间", "留抵")
 
 _lock = threading.Lock()
-_jieba: jieba.Tokenizer | None = None
+_segmenters: dict[tuple[tuple[str, ...], int | None], jieba.Tokenizer] = {}
 
 
-def _segmenter() -> jieba.Tokenizer:
-    """One quiet, lazily initialised jieba tokenizer shared by all threads."""
-    global _jieba
-    if _jieba is None:
-        with _lock:
-            if _jieba is None:
-                jieba.setLogLevel(logging.WARNING)
-                tk = jieba.Tokenizer()
-                tk.initialize()
-                for word in USER_WORDS:
-                    tk.add_word(word, freq=None)
-                _jieba = tk
-    return _jieba
+def segmenter(words: tuple[str, ...] = USER_WORDS, freq: int | None = None) -> jieba.Tokenizer:
+    """A quiet private jieba tokenizer with extra `words` (one per word list, shared by all threads).
+
+    The default dictionary of jieba stays untouched; `freq=None` lets jieba pick a frequency that keeps
+    each word whole, a large `freq` makes the word win over any split.
+    """
+    key = (tuple(words), freq)
+    with _lock:
+        tk = _segmenters.get(key)
+        if tk is None:
+            jieba.setLogLevel(logging.WARNING)
+            tk = jieba.Tokenizer()
+            tk.initialize()
+            for word in words:
+                tk.add_word(word, freq=freq)
+            _segmenters[key] = tk
+    return tk
 
 
 def _protected_tokens(m: re.Match, text: str) -> list[str]:
@@ -120,7 +124,7 @@ def _is_word(token: str) -> bool:
 
 def _cjk_tokens(segment: str, words: bool, bigrams: bool) -> Iterator[str]:
     """jieba words and/or character bigrams of a stretch of text without protected tokens."""
-    pieces = [w.strip() for w in _segmenter().cut(segment)]
+    pieces = [w.strip() for w in segmenter().cut(segment)]
     if words:
         yield from (w for w in pieces if _is_word(w))
     if bigrams:

@@ -121,7 +121,7 @@ def test_initialisation_is_quiet():
 def test_concurrent_first_use_gives_the_same_tokens(monkeypatch):
     text = "市科技局高度重视推动新一代电子信息产业发展,驻冀高校基础研究"
     expected = tokenize(text)
-    monkeypatch.setattr(tokenize_module, "_jieba", None)  # force a fresh initialisation race
+    monkeypatch.setattr(tokenize_module, "_segmenters", {})  # force a fresh initialisation race
     results: list[list[str]] = []
     threads = [threading.Thread(target=lambda: results.append(tokenize(text))) for _ in range(6)]
     for t in threads:
