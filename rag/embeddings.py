@@ -1,6 +1,9 @@
 """Sentence embeddings for passages and queries, with the model's own prompts."""
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from functools import cached_property
 
 import numpy as np
@@ -8,6 +11,8 @@ import numpy as np
 from rag.text import squeeze
 
 BATCH_SIZE = 16  # measured: on 2 cores batch 16 beats 64
+QUERY_CACHE_SIZE = 256  # a question is embedded once for search and again by the answer step: keep recent ones
+THREADS_ENV = "RAG_TORCH_THREADS"  # e.g. 1 when serving on a small machine shared with other work
 
 
 class Embedder:
@@ -18,11 +23,21 @@ class Embedder:
 
         self.model_name = model
         self.model_id = model_id(model)
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     @cached_property
     def model(self):
         from rag.model import load_sentence_transformer
 
+        threads = os.environ.get(THREADS_ENV, "").strip()
+        if threads:
+            import torch
+
+            try:
+                torch.set_num_threads(max(1, int(threads)))
+            except ValueError:
+                raise ValueError(f"{THREADS_ENV} must be a whole number of threads, got {threads!r}") from None
         return load_sentence_transformer(self.model_name)
 
     @property
@@ -43,13 +58,27 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        """Embed questions (the model adds its query prompt)."""
+        """Embed questions (the model adds its query prompt); recent questions come from a small cache."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode_query(
-            [squeeze(t) for t in texts],
-            batch_size=BATCH_SIZE,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        keys = [squeeze(t) for t in texts]
+        with self._queries_lock:
+            missing = [k for k in dict.fromkeys(keys) if k not in self._queries]
+        if missing:
+            vectors = self.model.encode_query(missing, batch_size=BATCH_SIZE, normalize_embeddings=True,
+                                              convert_to_numpy=True)
+            with self._queries_lock:
+                for key, vector in zip(missing, np.asarray(vectors, dtype=np.float32)):
+                    self._queries[key] = vector
+        found = {}
+        with self._queries_lock:
+            for key in keys:
+                vector = self._queries.get(key)
+                if vector is not None:
+                    self._queries.move_to_end(key)
+                    found[key] = vector
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        rows = [found[k] if k in found else self.model.encode_query([k], normalize_embeddings=True,
+                                                                     convert_to_numpy=True)[0] for k in keys]
+        return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
