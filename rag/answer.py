@@ -35,7 +35,7 @@ from rag.question import (
 )
 from rag.metadata import FIELD_LABELS
 from rag.text import normalize
-from rag.types import Answer, Hit, Span
+from rag.types import Answer, Hit, Span, merge_spans
 
 CANDIDATE_HITS = 10  # paragraphs the index retrieves for the answer engine
 SCAN_HITS = 8  # of those, how many are split into clauses (all of them still serve as context)
@@ -1228,22 +1228,12 @@ def compose_sentence(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> Co
 def _build_answer(info: QuestionInfo, hits: list[Hit], cand: Candidate, composed: Composed, started: float,
                   exact: bool = True) -> Answer:
     order = sorted(composed.spans, key=lambda h: (h != cand.piece.hit, h))
-    citations = [replace(hits[h], highlights=_merge(composed.spans[h]), meta=dict(hits[h].meta)) for h in order]
+    citations = [replace(hits[h], highlights=merge_spans(composed.spans[h]), meta=dict(hits[h].meta)) for h in order]
     for h, hit in enumerate(hits):  # the other retrieved paragraphs follow, without highlights
         if h not in composed.spans:
             citations.append(replace(hit, highlights=[], meta=dict(hit.meta)))
     return Answer(question=info.question, text=composed.text.strip(), found=True, citations=citations,
                   kind=info.kind, elapsed_ms=_ms(started), exact=exact)
-
-
-def _merge(spans: list[Span]) -> list[Span]:
-    out: list[Span] = []
-    for s, e in sorted(spans):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 # ---- output --------------------------------------------------------------------------------------------------------
@@ -1254,7 +1244,7 @@ PLAIN_MARK = ("【", "】")
 def mark_spans(text: str, spans: list[Span], marks: tuple[str, str] = PLAIN_MARK) -> str:
     """The text with each span wrapped in the open/close marks."""
     out, pos = [], 0
-    for s, e in _merge([(max(0, s), min(len(text), e)) for s, e in spans]):
+    for s, e in merge_spans([(max(0, s), min(len(text), e)) for s, e in spans]):
         out += [text[pos:s], marks[0], text[s:e], marks[1]]
         pos = e
     out.append(text[pos:])

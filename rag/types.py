@@ -7,6 +7,17 @@ from typing import Any
 Span = tuple[int, int]
 
 
+def merge_spans(spans: list[Span]) -> list[Span]:
+    """Sorted spans with overlapping or touching ones joined, so highlights never nest."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 @dataclass
 class Document:
     """One source document; `text` is stored exactly as read so offsets stay valid."""

@@ -85,13 +85,13 @@ def ask(client, question, **kwargs):
 
 
 def test_highlight_html_escapes_between_offsets():
-    from ui.render import document_body_html, highlight_html, merge_spans
+    from ui.render import clamp_spans, document_body_html, highlight_html
 
     text = "a<b>360家</b>&<img src=x onerror=alert(1)>"
     start = text.index("360")
     html = highlight_html(text, [(start, start + 4), (start + 2, start + 3), (-5, 0), (99, 120)])
     assert html == "a&lt;b&gt;<mark>360家</mark>&lt;/b&gt;&amp;&lt;img src=x onerror=alert(1)&gt;"
-    assert merge_spans([(5, 9), (0, 2), (1, 3), (8, 12), (20, 10)], 10) == [(0, 3), (5, 10)]
+    assert clamp_spans([(5, 9), (0, 2), (1, 3), (8, 12), (20, 10)], 10) == [(0, 3), (5, 10)]
     body = document_body_html("xx" + text, 2, 2 + len(text), [(start, start + 3)])
     assert body.startswith('xx<span class="cited" id="rag-cited">a&lt;b&gt;<mark>360</mark>')
     assert "<img" not in body and "<b>" not in body

@@ -9,7 +9,7 @@ import re
 from html import escape
 from typing import Any, Iterable
 
-from rag.types import Answer, Document, Hit
+from rag.types import Answer, Document, Hit, merge_spans
 
 Span = tuple[int, int]
 
@@ -36,7 +36,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
 
 
 # ---- spans ------------------------------------------------------------------------------------
-def merge_spans(spans: Iterable[Iterable[int]], length: int) -> list[Span]:
+def clamp_spans(spans: Iterable[Iterable[int]], length: int) -> list[Span]:
     """Clamp spans to [0, length], drop empty ones and merge overlaps, so the HTML nests correctly."""
     clean = []
     for span in spans or ():
@@ -47,20 +47,14 @@ def merge_spans(spans: Iterable[Iterable[int]], length: int) -> list[Span]:
         start, end = max(0, start), min(length, end)
         if start < end:
             clean.append((start, end))
-    merged: list[Span] = []
-    for start, end in sorted(clean):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    return merge_spans(clean)
 
 
 def highlight_html(text: str, spans: Iterable[Iterable[int]] = ()) -> str:
     """Escaped text with each span wrapped in <mark>; segments are escaped one by one between offsets."""
     out: list[str] = []
     position = 0
-    for start, end in merge_spans(spans, len(text)):
+    for start, end in clamp_spans(spans, len(text)):
         out.append(escape(text[position:start]))
         out.append(f"<mark>{escape(text[start:end])}</mark>")
         position = end
