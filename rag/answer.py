@@ -23,6 +23,7 @@ import numpy as np
 
 from rag.question import (
     MEASURE_NOUNS,
+    MEASURE_UNITS,
     OPPOSED,
     PLACE_SCOPES,
     QUALIFIER_GROUPS,
@@ -96,16 +97,18 @@ UNMATCHED_WEIGHT = 0.3  # an English word the lexicon cannot translate counts as
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
 UNITS = ("个百分点", "百分点", "亿元", "万元", "元", "亿", "万", "%", "家", "户", "个", "项", "人", "名", "位", "所",
          "场", "次", "批次", "批", "倍", "件", "篇", "台", "套")
-_UNIT_ALT = "|".join(map(re.escape, UNITS))
-# a figure with its unit; "68个276人" (68 teams of 276 people) is one figure
-_FIGURE = rf"{_NUM}\s*(?:余|多)?\s*(?:{_UNIT_ALT})"
+UNITS = UNITS + tuple(u for u in MEASURE_UNITS if u not in UNITS)
+_UNIT_ALT = "|".join(map(re.escape, sorted(UNITS, key=len, reverse=True)))  # 人次 before 人
+# a figure with its unit; "68个276人" (68 teams of 276 people) is one figure; 14万余人次, 3250万元
+_FIGURE = rf"{_NUM}\s*(?:[万亿千百](?=\s*(?:余|多)?\s*(?:{_UNIT_ALT})))?\s*(?:余|多)?\s*(?:{_UNIT_ALT})"
 QUANTITY_RE = re.compile(rf"(?<![A-Za-z0-9.\-]){_FIGURE}(?:{_FIGURE})*")
 # small counts written in Chinese numerals (两批次, 三家, 十二个); 一 alone is left out (一批新产品 is "some")
 _CN_COUNT_UNITS = "|".join(map(re.escape, ("批次", "批", "次", "个", "家", "项", "名", "人", "场", "所", "位", "件", "台",
                                            "套", "户", "届", "轮")))
 CN_QUANTITY_RE = re.compile(r"(?<![一二两三四五六七八九十百千万第])(?:[二三四五六七八九]?十[一二三四五六七八九]?|[两三四五六七八九])"
                             rf"(?:{_CN_COUNT_UNITS})")
-DATE_RE = re.compile(r"(?<!\d)(?:\d{4}年\d{1,2}月\d{1,2}日|\d{4}-\d{1,2}-\d{1,2}|\d{4}年\d{1,2}月|\d{4}年度?)")
+DATE_RE = re.compile(r"(?<!\d)(?:\d{4}年\d{1,2}月\d{1,2}[日号]|\d{4}-\d{1,2}-\d{1,2}|\d{4}年\d{1,2}月(?:[上中下]旬|底|初)?"
+                     r"|\d{4}年(?:度|底|初|年底)?|\d{1,2}月\d{1,2}[日号]|\d{1,2}月(?:[上中下]旬|底|初))")
 PHONE_RE = re.compile(r"(?<!\d)(?:\d{3,4}-\d{7,8}|1[3-9]\d{9})(?!\d)")
 ATTRIBUTE_RES = {  # values of a fixed form (see rag.question.ATTRIBUTE_CUES)
     "phone": PHONE_RE,
@@ -931,9 +934,10 @@ def _compose_yesno(hits: list[Hit], info: QuestionInfo, cand: Candidate) -> Comp
 
 def compose(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> Composed | None:
     """The answer text (source words only) and its highlights for the chosen clause."""
-    if info.kind in ("reason", "method") and not (cand.entities and cand.entities[0].kind == "field"):
+    from_field = bool(cand.entities) and cand.entities[0].kind == "field"
+    if info.kind in ("reason", "method") and not from_field:
         return _compose_sentences(info, hits, cand)
-    if info.kind == "yesno":
+    if info.kind == "yesno" and not from_field:
         return _compose_yesno(hits, info, cand)
     piece = cand.piece
     text = hits[piece.hit].text

@@ -20,7 +20,7 @@ _ZH_KINDS: list[tuple[str, re.Pattern]] = [
     ("document", re.compile(r"什么文件|哪个文件|哪些文件|哪份文件|哪些政策文件|文号|字号|编号|什么方案|哪个方案|哪些方案"
                             r"|什么指南|什么办法|哪些(方案|办法|意见|措施文件)|文件名称|文件的名称|文件叫什么|叫什么文件|依据什么|根据什么|按照什么")),
     ("date", re.compile(r"何时|什么时候|什么时间|哪一?年(?!度)|哪一?天|哪一?月|几月|几号|哪年度|什么日期")),
-    ("person", re.compile(r"谁|哪位|哪一位|什么人|姓名|名字")),
+    ("person", re.compile(r"谁|哪位|哪一位|哪[两二三四五六七八九十几]?[名位](?![单称次额])|什么人|姓名|名字")),
     ("organisation", re.compile(r"哪个(部门|单位|机构|企业|公司|组织|高校)|哪些(部门|单位|机构|企业|公司|组织)"
                                 r"|哪[一两二三四五六七八九十几]?家|什么(部门|单位|机构|企业|公司)|由哪")),
     ("yesno", re.compile(r"是否|有没有|是不是|能否|可否")),
@@ -122,8 +122,25 @@ UNIT_ACCEPT: dict[str, tuple[str, ...]] = {
     "money": ("亿元", "万元", "元", "亿", "万"),
     "percent": ("%", "个百分点", "百分点"),
     "points": ("个百分点", "百分点"),
+    "duration": ("天", "个工作日", "工作日", "个月", "小时", "分钟"),
+    "length": ("米", "公里", "千米"),
+    "area": ("平方米", "平方公里", "平米", "㎡", "亩", "公顷"),
+    "weight": ("吨", "公斤", "千克"),
 }
-_ZH_UNIT_RE = re.compile(r"(?:多少|几)(亿元|万元|元|钱|家|户|个百分点|个|项|人|名|位|所|场|次|批)")
+# Measure words and units of everyday replies (roads, buses, fees, land, noise…), besides the counts above.
+MEASURE_UNITS = ("人次", "条", "盏", "座", "处", "只", "羽", "头", "辆", "间", "栋", "亩", "平方米", "平方公里", "平米",
+                 "㎡", "公顷", "米", "公里", "千米", "吨", "公斤", "千克", "分贝", "分钟", "小时", "天", "个工作日",
+                 "工作日", "个月", "周岁", "岁", "个档次", "档", "班", "趟")
+_ZH_UNIT_WORDS = ("亿元", "万元", "元", "钱", "家", "户", "个百分点", "个", "项", "人", "名", "位", "所", "场", "次", "批",
+                  *MEASURE_UNITS)
+_ZH_UNIT_RE = re.compile(r"(?:多少|几)(" + "|".join(map(re.escape, sorted(_ZH_UNIT_WORDS, key=len, reverse=True))) + ")")
+# How long / how far / how big, asked without a unit word: the unit class of the answer.
+_ZH_DIMENSIONS = [
+    (re.compile(r"多久|多长时间|多少时间|多长期限"), "duration"),
+    (re.compile(r"多长|多远|多深|多高|多宽"), "length"),
+    (re.compile(r"面积[有是]?多大|多大面积|面积[有是]?多少|占地多少"), "area"),
+    (re.compile(r"多重"), "weight"),
+]
 _NOUN_UNIT_HINTS: list[tuple[re.Pattern, str]] = [  # the thing counted implies a measure class (soft hint)
     (re.compile(r"经费|资金|金额|投入|支出|补贴|费用|收入|钱|funding|funds?\b|money|spending|expenditure|investment|subsid"),
      "money"),
@@ -468,6 +485,8 @@ def _unit(text: str, language: str) -> tuple[str, str]:
                 match.group(1), match.group(1))
         elif re.search(r"百分之|百分比|%", text):
             unit = "percent"
+        else:
+            unit = next((name for pattern, name in _ZH_DIMENSIONS if pattern.search(text)), "")
     elif re.search(r"\bwhat (percentage|proportion|share)\b|\bpercent", text):
         unit = "percent"
     elif re.search(r"\bpercentage points?\b", text):
@@ -528,6 +547,8 @@ def analyze(question: str) -> QuestionInfo:
         sequence = []
     parts = [tuple(p for p in _subwords(group[0]) if p not in ZH_STOPWORDS) for group in terms]
     unit, hint = _unit(norm, language)
+    if kind == "other" and unit in ("duration", "length", "area", "weight"):
+        kind = "quantity"  # 全程多长, 多长时间: a measured amount
     attribute = next((name for name, cue in ATTRIBUTE_CUES if cue.search(norm)), "")
     if attribute and kind in ("quantity", "other", "list"):
         kind = "other"

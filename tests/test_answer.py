@@ -19,10 +19,12 @@ import pytest
 
 from rag.answer import (
     CANDIDATE_HITS,
+    DATE_RE,
     NOT_FOUND_TEXT,
     answer_question,
     answer_to_json,
     extract_claims,
+    find_entities,
     format_answer,
     is_faithful,
     split_clauses,
@@ -231,6 +233,59 @@ def test_question_constraints():
     assert "new" in english.qualifiers
     assert analyze("How many giraffes are there?").head == -2  # the asked noun has no translation
     assert analyze("How many universities are there?").unit == "所"  # the counted noun gives the measure word
+
+
+@pytest.mark.parametrize("text, figure, unit", [
+    ("每年接待14万余人次参加考试", "14万余人次", "人次"),
+    ("至今还背负3250万元债务", "3250万元", "万元"),
+    ("村主道装了140余盏路灯", "140余盏", "盏"),
+    ("公路全长10.5公里", "10.5公里", "公里"),
+    ("规划建设9805平方米人防工程", "9805平方米", "平方米"),
+    ("开展了两批次市级科技特派员选派工作", "两批次", "批次"),
+    ("其中团队科技特派员68个276人", "68个276人", "人"),
+])
+def test_figures_keep_magnitude_and_unit(text, figure, unit):
+    found = [(text[e.start:e.end], e.unit) for e in find_entities(text, 0, len(text), "quantity")]
+    assert found == [(figure, unit)]
+
+
+def test_dates_without_a_year_and_with_hao():
+    text = "塘坑于2019年7月9号被冲垮，项目于1月29日签约，预计2019年底投入使用，11月底前退还"
+    assert [m.group(0) for m in DATE_RE.finditer(text)] == ["2019年7月9号", "1月29日", "2019年底", "11月底"]
+    assert find_entities("开发一批新产品", 0, 7, "quantity") == []  # 一批 is "some", not a count
+
+
+@pytest.mark.parametrize("question, kind, unit", [
+    ("F市32路公交线路全程多长？", "quantity", "length"),
+    ("机动车号牌制作需要多长时间？", "quantity", "duration"),
+    ("金融中心规划面积有多大？", "quantity", "area"),
+    ("装了多少盏路灯？", "quantity", "盏"),
+    ("答复提出要推进哪三者深度融合？", "other", ""),  # 深度 here is "deep", not a length
+    ("D市哪两名私宰商已书面承诺？", "person", ""),
+])
+def test_measured_amounts_are_quantities(question, kind, unit):
+    info = analyze(question)
+    assert (info.kind, info.unit) == (kind, unit)
+
+
+def test_sentence_answer_when_no_exact_value(ask):
+    answer = ask("石家庄产业结构目前存在什么问题？")
+    assert answer.found and not answer.exact
+    assert "还不够合理" in answer.text and "转型升级压力巨大" in answer.text
+    assert any("还不够合理" in h for h in _highlighted(answer)) and is_faithful(answer)
+    exact = ask("2023年石家庄新增了多少家高新技术企业？")
+    assert exact.found and exact.exact and answer_to_json(exact)["exact"] is True
+
+
+def test_reply_header_fields_answer_questions_about_the_reply(ask):
+    result = ask("0520号提案的办理结果被标为哪一类？")
+    assert result.found and "A" in _highlighted(result)
+    disclosed = ask("0520号提案的答复是否同意公开？")
+    assert disclosed.found and "是" in _highlighted(disclosed)
+    title = ask("范林委员这件提案的题目是什么？")
+    assert title.found and "加快形成新质生产力 助力石家庄高质量发展的建议" in _highlighted(title)
+    phone = ask("对科技局这份回复有疑问，该打哪个号码？")  # the footer paragraph is fetched when not retrieved
+    assert phone.found and "0311-85057592" in _highlighted(phone)
 
 
 # ---- output ------------------------------------------------------------------------------------------------
