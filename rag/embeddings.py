@@ -57,6 +57,11 @@ class Embedder:
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
+    def forget_queries(self) -> None:
+        """Empty the question cache (benchmarks time a question as if it were new)."""
+        with self._queries_lock:
+            self._queries.clear()
+
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Embed questions (the model adds its query prompt); recent questions come from a small cache."""
         if not texts:
