@@ -174,7 +174,6 @@ DOC_FIELDS: list[tuple[str, tuple[str, ...], re.Pattern, bool]] = [
 ]
 SHORT_FIELD_VALUE = 3
 PAREN_PENALTY = 0.8
-DIFFERENCE_CUES = re.compile(r"高出|多出|超出|低出|相差|差距|差多少|高多少|低多少|多多少|少多少|higher than|lower than|more than|less than|gap")
 _ABOUT_DOCUMENT = re.compile(r"(这份|本|该|此)?(答复|回复|提案|复函|来文)|\b(reply|response|proposal)\b")
 
 
@@ -635,34 +634,29 @@ def score_pieces(info: QuestionInfo, hits: list[Hit], pieces: list[Piece]) -> li
     return out
 
 
-_embed_cache: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+_embed_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _embed_lock = threading.Lock()
 
 
-def embed_cached(embedder, texts: list[str], query: bool = False) -> np.ndarray:
-    """Vectors of texts, computing only those not seen recently (an LRU keyed by model and text)."""
+def embed_cached(embedder, texts: list[str]) -> np.ndarray:
+    """Passage vectors of sentences, computing only those not seen recently (an LRU keyed by model and text).
+
+    Question vectors are cached by the embedder itself (rag.embeddings.Embedder.embed_queries).
+    """
     model = str(getattr(embedder, "model_id", id(embedder)))
-    kind = "q" if query else "p"
     with _embed_lock:
-        missing = [t for t in dict.fromkeys(texts) if (model, kind, t) not in _embed_cache]
+        known = {t: _embed_cache[(model, t)] for t in texts if (model, t) in _embed_cache}
+        for text in known:
+            _embed_cache.move_to_end((model, text))
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
     if missing:
-        vectors = embedder.embed_queries(missing) if query else embedder.embed_passages(missing)
+        vectors = np.asarray(embedder.embed_passages(missing), dtype=np.float32)
+        known.update(zip(missing, vectors))
         with _embed_lock:
-            for text, vector in zip(missing, vectors):
-                _embed_cache[(model, kind, text)] = np.asarray(vector, dtype=np.float32)
+            _embed_cache.update(((model, t), v) for t, v in zip(missing, vectors))
             while len(_embed_cache) > EMBED_CACHE_SIZE:
                 _embed_cache.popitem(last=False)
-    with _embed_lock:
-        out = []
-        for text in texts:
-            key = (model, kind, text)
-            vector = _embed_cache.get(key)
-            if vector is None:  # evicted by a concurrent call: compute it directly
-                vector = (embedder.embed_queries([text]) if query else embedder.embed_passages([text]))[0]
-            else:
-                _embed_cache.move_to_end(key)
-            out.append(vector)
-    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+    return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
 
 def add_semantic(info: QuestionInfo, hits: list[Hit], cands: list[Candidate], embedder) -> None:
@@ -675,7 +669,7 @@ def add_semantic(info: QuestionInfo, hits: list[Hit], cands: list[Candidate], em
         best[key] = max(best.get(key, -9.0), c.score)
     keys = sorted(best, key=lambda k: -best[k])[:MAX_EMBEDDED]
     texts = [hits[h].text[s:e] for h, s, e in keys]
-    qvec = embed_cached(embedder, [info.question], query=True)[0]
+    qvec = embedder.embed_queries([info.question])[0]
     sims = dict(zip(keys, (embed_cached(embedder, texts) @ qvec).tolist()))
     floor = min(sims.values())
     for c in cands:
@@ -705,7 +699,7 @@ def field_candidates(info: QuestionInfo, hits: list[Hit]) -> list[Candidate]:
             value = hit.meta.get(key)
             if not isinstance(value, str) or not value.strip():
                 continue
-            spans = _locate_value(hit.text, value, key)
+            spans = locate_field(hit.text, value, key)
             if not spans:
                 continue
             s_start, s_end = _sentence_around(hit.text, spans[0][0])
@@ -719,7 +713,7 @@ def field_candidates(info: QuestionInfo, hits: list[Hit]) -> list[Candidate]:
     return out
 
 
-def _locate_value(text: str, value: str, key: str) -> list[Span]:
+def locate_field(text: str, value: str, key: str) -> list[Span]:
     """Where a metadata value stands in the text (dates matched by their ISO form, lists item by item)."""
     norm = normalize(text)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
@@ -771,8 +765,8 @@ class Composed:
 def _entity_local_score(info: QuestionInfo, text: str, piece: Piece, e: Entity) -> float:
     """Prefer the figure whose own words (the text since the previous figure) carry the asked terms/qualifiers."""
     left = normalize(text[piece.start:e.start])
-    difference = bool(DIFFERENCE_CUES.search(normalize(info.question)))
-    previous = [m for m in QUANTITY_RE.finditer(left) if not (difference and _in_parentheses(left, m.start(), m.end()))]
+    previous = [m for m in QUANTITY_RE.finditer(left)
+                if not (info.difference and _in_parentheses(left, m.start(), m.end()))]
     if previous:
         left = left[previous[-1].end():]
     score = sum(_term_weight(g[0]) for g in info.terms if any(t in left for t in g))
@@ -783,7 +777,7 @@ def _entity_local_score(info: QuestionInfo, text: str, piece: Piece, e: Entity) 
     score += 0.3 * len(scopes & set(info.places)) - 0.3 * len(scopes - set(info.places))
     if e.unit:
         score += _unit_hint_bonus(info, e.unit)
-    if difference and _in_parentheses(text, e.start, e.end):
+    if info.difference and _in_parentheses(text, e.start, e.end):
         score -= PAREN_PENALTY  # 高于全省平均水平(2.00%)0.52个百分点: asked the gap, the bracketed figure is the baseline
     return score - 0.001 * (e.start - piece.start)
 
@@ -1145,10 +1139,10 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def answer_question(question: str, hits: list[Hit], embedder=None) -> Answer:
+def answer_question(question: str | QuestionInfo, hits: list[Hit], embedder=None) -> Answer:
     """The best clause of the hits that matches the subject and holds the kind of answer asked, or not-found."""
     started = time.perf_counter()
-    info = merge_compounds(analyze(question), hits)
+    info = merge_compounds(question if isinstance(question, QuestionInfo) else analyze(question), hits)
     if not hits:
         return _not_found(info, hits, started)
     ranked = rank_candidates(info, hits, embedder)
@@ -1183,7 +1177,7 @@ def sentence_candidate(info: QuestionInfo, hits: list[Hit], ranked: list[Candida
             return None  # …主要得益于: followed by 一是…二是…: the reasons themselves, even if worded apart
     elif best.coverage < SENTENCE_MIN_COVERAGE or relevance < SENTENCE_MIN_SCORE:
         return None
-    if info.attribute and not _attribute_in_sentence(info.attribute, text, best.piece):
+    if info.attribute and not find_entities(text, best.piece.sent_start, best.piece.sent_end, info.attribute):
         return None  # asked a phone number, a rank…: the sentence must hold one
     if ASKS_AMOUNT.search(normalize(info.question)) and not _has_figure(text, best.piece.sent_start, best.piece.sent_end):
         return None  # asked how long / how big: a sentence without any figure does not answer
@@ -1196,11 +1190,6 @@ def _introduces_reasons(sentence: str) -> bool:
 
 def _has_figure(text: str, start: int, end: int) -> bool:
     return bool(re.search(r"\d", text[start:end]) or CN_QUANTITY_RE.search(text, start, end))
-
-
-def _attribute_in_sentence(attribute: str, text: str, piece: Piece) -> bool:
-    pattern = ATTRIBUTE_RES.get(attribute)
-    return pattern is not None and pattern.search(text, piece.sent_start, piece.sent_end) is not None
 
 
 def compose_sentence(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> Composed:

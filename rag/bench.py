@@ -62,12 +62,15 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-def latencies_ms(fn: Callable[[str], object], queries: Sequence[str]) -> list[float]:
-    """Milliseconds of fn(q) for each query, after one untimed warm-up call."""
+def latencies_ms(fn: Callable[[str], object], queries: Sequence[str],
+                 before: Callable[[], object] | None = None) -> list[float]:
+    """Milliseconds of fn(q) for each query, after one untimed warm-up call; `before` runs untimed each time."""
     if queries:
         fn(queries[0])
     out = []
     for query in queries:
+        if before is not None:
+            before()
         started = time.perf_counter()
         fn(query)
         out.append((time.perf_counter() - started) * 1000)
@@ -114,7 +117,7 @@ def bench_build_and_search(name: str, queries_n: int, model: str | None) -> Benc
         queries = eval_questions(name) or title_queries(index, queries_n)
         source = "eval questions" if eval_questions(name) else "document titles"
         queries = cycle(queries, queries_n)
-        search = latencies_ms(lambda q: (index.embedder.forget_queries(), index.search(q, k=5)), queries)
+        search = latencies_ms(lambda q: index.search(q, k=5), queries, before=index.embedder.forget_queries)
         result.add("build (fresh, incl. model load)", f"{seconds:.1f} s")
         result.add("documents", str(report.documents))
         result.add("chunks", str(report.chunks))
@@ -178,8 +181,8 @@ def bench_answer(queries_n: int, model: str | None) -> BenchResult:
     index = corpus_index("reference", model=model, progress=False)
     queries = cycle(eval_questions("reference") or title_queries(index, queries_n), queries_n)
     result = BenchResult(f"rag bench answer — reference corpus ({len(index.chunks)} chunks)")
-    search = latencies_ms(lambda q: (index.embedder.forget_queries(), index.search(q, k=5)), queries)
-    answers = latencies_ms(lambda q: (index.embedder.forget_queries(), index.answer(q, k=5)), queries)
+    search = latencies_ms(lambda q: index.search(q, k=5), queries, before=index.embedder.forget_queries)
+    answers = latencies_ms(lambda q: index.answer(q, k=5), queries, before=index.embedder.forget_queries)
     result.add("queries", str(len(queries)))
     add_latency_rows(result, "search k=5 (hybrid)", search)
     add_latency_rows(result, "answer k=5 (hybrid, incl. its search)", answers)

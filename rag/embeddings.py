@@ -68,22 +68,16 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         keys = [squeeze(t) for t in texts]
         with self._queries_lock:
-            missing = [k for k in dict.fromkeys(keys) if k not in self._queries]
+            known = {k: self._queries[k] for k in keys if k in self._queries}
+            for key in known:
+                self._queries.move_to_end(key)
+        missing = [k for k in dict.fromkeys(keys) if k not in known]
         if missing:
-            vectors = self.model.encode_query(missing, batch_size=BATCH_SIZE, normalize_embeddings=True,
-                                              convert_to_numpy=True)
+            vectors = np.asarray(self.model.encode_query(missing, batch_size=BATCH_SIZE, normalize_embeddings=True,
+                                                         convert_to_numpy=True), dtype=np.float32)
+            known.update(zip(missing, vectors))
             with self._queries_lock:
-                for key, vector in zip(missing, np.asarray(vectors, dtype=np.float32)):
-                    self._queries[key] = vector
-        found = {}
-        with self._queries_lock:
-            for key in keys:
-                vector = self._queries.get(key)
-                if vector is not None:
-                    self._queries.move_to_end(key)
-                    found[key] = vector
-            while len(self._queries) > QUERY_CACHE_SIZE:
-                self._queries.popitem(last=False)
-        rows = [found[k] if k in found else self.model.encode_query([k], normalize_embeddings=True,
-                                                                     convert_to_numpy=True)[0] for k in keys]
-        return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+                self._queries.update(zip(missing, vectors))
+                while len(self._queries) > QUERY_CACHE_SIZE:
+                    self._queries.popitem(last=False)
+        return np.ascontiguousarray(np.stack([known[k] for k in keys]), dtype=np.float32)

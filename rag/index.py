@@ -216,31 +216,34 @@ class Index:
                filters: dict[str, Any] | None = None) -> Answer:
         """An extractive answer with highlighted citations, or an honest not-found."""
         from rag.answer import CANDIDATE_HITS, answer_question
+        from rag.question import analyze
 
         started = time.perf_counter()
-        hits = self.search(question, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
-        hits += self._field_hits(question, hits)
-        result = answer_question(_clean_question(question), hits, embedder=self.embedder)
+        cleaned = _clean_question(question)
+        hits = self.search(cleaned, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
+        info = analyze(cleaned)
+        hits += self._field_hits(info, hits)
+        result = answer_question(info, hits, embedder=self.embedder)
         result.question = question
         result.citations = result.citations[:k]
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 
-
-    def _field_hits(self, question: str, hits: list[Hit]) -> list[Hit]:
+    def _field_hits(self, info, hits: list[Hit]) -> list[Hit]:
         """The paragraph where the top document states the field asked about (its phone, signer…), when not retrieved."""
-        from rag.answer import asked_fields
-        from rag.question import analyze
+        from rag.answer import asked_fields, locate_field
 
         if not hits:
             return []
         top = hits[0]
-        for key in asked_fields(analyze(_clean_question(question))):
+        for key in asked_fields(info):
             value = top.meta.get(key)
-            if not isinstance(value, str) or not value.strip() or any(value in h.text for h in hits):
+            if not isinstance(value, str) or not value.strip():
                 continue
+            if any(h.doc_id == top.doc_id and locate_field(h.text, value, key) for h in hits):
+                continue  # retrieved already: rag.answer.field_candidates finds it there
             for position, chunk in enumerate(self.chunks):
-                if chunk.doc_id == top.doc_id and value in chunk.text:
+                if chunk.doc_id == top.doc_id and locate_field(chunk.text, value, key):
                     return [self._hit(position, 0.0, {})]
         return []
 

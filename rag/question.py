@@ -81,6 +81,9 @@ QUALIFIER_GROUPS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # The adverb 共 before a figure (共引进63名, 共对…立项90个) labels it a total; not 公共, 共同, 共享…
 TOTAL_ADVERB_RE = re.compile(r"(?<![公一总])共(?![同享性建用识商])(?=[\u4e00-\u9fff（）()“”]{0,16}?\d)")
+# A gap between two figures is asked (高出多少): the bracketed baseline beside it is not the answer.
+DIFFERENCE_CUES = re.compile(r"高出|多出|超出|低出|相差|差距|差多少|高多少|低多少|多多少|少多少|higher than|lower than|"
+                             r"more than|less than|gap")
 # Cues that ask for a total outright (unlike 有多少): a figure without a total label cannot answer them.
 STRONG_TOTAL_CUES = ("总数", "总量", "总共", "一共", "累计", "共有", "总计", "合计", "截至目前", "total", "in all",
                      "altogether", "so far", "to date", "cumulative")
@@ -314,6 +317,7 @@ class QuestionInfo:
     head_pos: int = -1  # its position in `sequence`
     compounds: list[str] = field(default_factory=list)  # terms joined from adjacent words (rag.answer.merge_compounds)
     batches: list[str] = field(default_factory=list)  # ordinal identifiers named: 第八批, 第四次
+    difference: bool = False  # the gap between two figures is asked (高出多少)
 
 
 def _segmenter():
@@ -491,16 +495,16 @@ def _unit(text: str, language: str) -> tuple[str, str]:
         unit = "percent"
     elif re.search(r"\bpercentage points?\b", text):
         unit = "points"
-    tail = text
+    tail, counted = text, False
     if language == "en":
         match = re.search(r"how (many|much)\s+(.*)", text)
-        tail = match.group(2) if match else text
+        tail, counted = (match.group(2), True) if match else (text, False)
     # Chinese puts the measured noun last (研发经费投入的增速), English first (growth rate of R&D spending)
     matches = [(m.start(), name) for pattern, name in _NOUN_UNIT_HINTS for m in [pattern.search(tail)] if m]
     if not matches:
         return unit, ""
     matches.sort()
-    if language == "en" and tail is not text and not unit:
+    if counted and not unit:
         # "how many universities": English has no measure word; the noun that ends the counted phrase gives it
         stop = _EN_PHRASE_END.search(tail)
         phrase = [name for position, name in matches if stop is None or position < stop.start()]
@@ -562,6 +566,7 @@ def analyze(question: str) -> QuestionInfo:
         head_word=terms[head][0] if head >= 0 else "",
         head_pos=_zh_head_position(tokens, norm, terms[head][0]) if head >= 0 and language == "zh" else -1,
         batches=list(dict.fromkeys(m.group(0) for m in BATCH_RE.finditer(bare))),
+        difference=bool(DIFFERENCE_CUES.search(norm)),
     )
 
 
