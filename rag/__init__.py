@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rag.index import BuildReport, Index, build_index, index_exists, load_index
+from rag.search.index import BuildReport, Index, build_index, index_exists, load_index
 from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
 
 __all__ = [

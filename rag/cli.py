@@ -31,7 +31,7 @@ def _load_mapping(path: str | None) -> dict | None:
     """The checked --mapping JSON (a RagError, printed as "rag: cannot read mapping …", when bad)."""
     if not path:
         return None
-    from rag.formats import load_mapping
+    from rag.ingest.formats import load_mapping
 
     return load_mapping(path)
 
@@ -79,7 +79,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from rag.answer import answer_to_json, format_answer
+    from rag.present import answer_to_json, format_answer
 
     index = _index_for_query(args)
     result = index.answer(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter))
@@ -176,7 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("eval", help="run eval sets and report retrieval and answer quality")
-    p.add_argument("files", nargs="*", help="eval JSONL files (default: eval/*.jsonl)")
+    p.add_argument("files", nargs="*", help="eval JSONL files, or cmrc for the CMRC 2018 trial set "
+                                            "(default: eval/*.jsonl and cmrc)")
+    p.add_argument("--split", choices=("test", "dev", "all"), default="test",
+                   help="which part to run: test (reported; never tuned on), dev (tuned on) or all")
     p.add_argument("--mode", choices=("hybrid", "bm25", "dense", "all"), default="hybrid")
     p.add_argument("--json", action="store_true")
     p.add_argument("--report", help="write a Markdown report to this path")

@@ -45,6 +45,7 @@ class EvalItem:
     kind: str = ""
     corpus: str = "reference"
     source: str = ""  # the eval file it came from
+    split: str = ""  # dev (tune on it) or test (report it; never tune on it)
 
     @property
     def negative(self) -> bool:
@@ -74,6 +75,7 @@ def load_eval_set(path: str | os.PathLike) -> list[EvalItem]:
                 kind=str(data.get("kind") or "other"),
                 corpus=str(data.get("corpus") or "reference"),
                 source=str(path),
+                split=str(data.get("split") or ""),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise RagError(f"{path}:{number}: not a valid eval line ({type(exc).__name__}: {exc})") from None
@@ -87,8 +89,58 @@ def load_eval_set(path: str | os.PathLike) -> list[EvalItem]:
 
 
 def default_eval_files() -> list[str]:
-    """eval/*.jsonl of the repository, sorted."""
-    return sorted(glob.glob(str(REPO / "eval" / "*.jsonl")))
+    """eval/*.jsonl of the repository, sorted, then the CMRC 2018 trial set when ../shared holds it."""
+    files = sorted(glob.glob(str(REPO / "eval" / "*.jsonl")))
+    if (shared_dir() / CMRC_FILE).is_file():
+        files.append(CMRC_SET)
+    return files
+
+
+# ---- the CMRC 2018 trial set (general-domain check; CC BY-SA 4.0, Cui et al., github.com/ymcui/cmrc2018) ------
+CMRC_SET = "cmrc"  # the name that stands for it in a list of eval files
+CMRC_FILE = "data/cmrc2018_trial/cmrc2018_trial.json"
+CMRC_CORPUS_FILE = "cmrc2018_trial_contexts.jsonl"  # its paragraphs as a JSONL collection, derived into the cache
+
+
+def _cmrc_paragraphs() -> list[dict]:
+    source = shared_dir() / CMRC_FILE
+    if not source.is_file():
+        raise CorpusUnavailable(f"{source} is absent (set RAG_SHARED_DIR or put the shared data at "
+                                f"{REPO.parent / 'shared'})")
+    data = json.loads(source.read_text(encoding="utf-8"))
+    return [p for article in data["data"] for p in article["paragraphs"]]
+
+
+def cmrc_items() -> list[EvalItem]:
+    """The 1,002 CMRC trial questions as eval items over the 256 paragraphs (one document each)."""
+    import hashlib
+
+    paragraphs = _cmrc_paragraphs()
+    order = sorted((p["id"] for p in paragraphs), key=lambda i: hashlib.sha1(i.encode("utf-8")).hexdigest())
+    split = {pid: ("dev" if n % 2 == 0 else "test") for n, pid in enumerate(order)}
+    items = []
+    for p in paragraphs:
+        for qa in p["qas"]:
+            answers = list(dict.fromkeys(a["text"].strip() for a in qa["answers"] if a["text"].strip()))
+            if not answers:
+                continue
+            items.append(EvalItem(id=qa["id"], question=qa["question"], answers=answers,
+                                  doc_id=f"{CMRC_CORPUS_FILE}#{p['id']}", evidence=answers[0], kind="cmrc",
+                                  corpus="cmrc", source=CMRC_SET, split=split[p["id"]]))
+    return items
+
+
+def _cmrc_corpus() -> Path:
+    """The CMRC paragraphs written as `{"id", "text"}` lines into the cache (rewritten only when they differ)."""
+    lines = "".join(json.dumps({"id": p["id"], "text": p["context"]}, ensure_ascii=False) + "\n"
+                    for p in _cmrc_paragraphs())
+    path = _cache_dir() / "eval-data" / CMRC_CORPUS_FILE
+    if not path.is_file() or path.read_text(encoding="utf-8") != lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        tmp.write_text(lines, encoding="utf-8")
+        os.replace(tmp, path)
+    return path
 
 
 # ---- corpus registry ---------------------------------------------------------------------------
@@ -100,7 +152,7 @@ SHARED_COLLECTIONS = {  # name -> file below the shared folder; its columns are 
     "tipdm": "data/tipdm2020_gov_messages/messages_and_replies.xlsx",
     "ncp": "data/ncp_policies/documents.jsonl",
 }
-CORPORA = ("reference",) + tuple(SHARED_COLLECTIONS)
+CORPORA = ("reference",) + tuple(SHARED_COLLECTIONS) + ("cmrc",)
 
 
 def shared_dir() -> Path:
@@ -109,7 +161,7 @@ def shared_dir() -> Path:
 
 
 def _cache_dir() -> Path:
-    from rag.model import cache_dir
+    from rag.search.model import cache_dir
 
     return Path(cache_dir())
 
@@ -117,9 +169,9 @@ def _cache_dir() -> Path:
 def collection_mapping(name: str) -> dict[str, Any] | None:
     """The column mapping of a registered corpus: the repo's corpora/<name>.rag.json (None for "reference",
     a folder of documents that needs none)."""
-    if name == "reference":
+    if name in ("reference", "cmrc"):
         return None
-    from rag.formats import load_mapping
+    from rag.ingest.formats import load_mapping
 
     return load_mapping(REPO / "corpora" / f"{name}.rag.json")
 
@@ -129,6 +181,8 @@ def corpus_path(name: str) -> Path:
     (read in place; ../shared is read-only). Raises CorpusUnavailable with the reason."""
     if name == "reference":
         return REPO / "corpus"
+    if name == "cmrc":
+        return _cmrc_corpus()
     if name not in SHARED_COLLECTIONS:
         raise CorpusUnavailable(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
     source = shared_dir() / SHARED_COLLECTIONS[name]
@@ -235,6 +289,9 @@ class Metrics:
     negatives: int = 0
     abstention: float | None = None  # share of negatives answered "not found"
     false_answers: int = 0  # negatives answered anyway
+    answered: int = 0  # questions given an answer (answerable or not)
+    wrong_answers: int = 0  # answers given that are wrong: a wrong value, or any answer to a negative
+    wrong_rate: float | None = None  # wrong_answers / answered
     search_p50_ms: float | None = None
     search_p95_ms: float | None = None
     answer_p50_ms: float | None = None
@@ -276,6 +333,7 @@ class EvalResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
     indexes: dict[str, dict[str, Any]] = field(default_factory=dict)  # corpus -> documents, chunks, model
     seconds: float = 0.0
+    split: str = "all"  # which part of the eval sets was run
 
     @property
     def failures(self) -> list[Row]:
@@ -303,6 +361,9 @@ def compute_metrics(rows: Sequence[Row], mode: str, answer_mode: str) -> Metrics
     metrics.negatives = len(negatives)
     metrics.abstention = (sum(not r.found for r in negatives) / len(negatives)) if negatives else None
     metrics.false_answers = sum(bool(r.found) for r in negatives)
+    metrics.answered = sum(bool(r.found) for r in answerable) + metrics.false_answers
+    metrics.wrong_answers = sum(bool(r.found) and not r.correct for r in answerable) + metrics.false_answers
+    metrics.wrong_rate = (metrics.wrong_answers / metrics.answered) if metrics.answered else None
     latencies = [r.answer_ms for r in rows if r.answer_ms is not None]
     metrics.answer_p50_ms, metrics.answer_p95_ms = percentile(latencies, 50), percentile(latencies, 95)
     return metrics
@@ -383,10 +444,17 @@ def evaluate_item(index, item: EvalItem, modes: Sequence[str], answer_mode: str 
     return row
 
 
-def _load_items(paths: Sequence[str], limit: int | None) -> list[EvalItem]:
+SPLITS = ("test", "dev", "all")
+
+
+def _load_items(paths: Sequence[str], limit: int | None, split: str = "all") -> list[EvalItem]:
+    if split not in SPLITS:
+        raise RagError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     items: list[EvalItem] = []
     for path in paths:
-        loaded = load_eval_set(path)
+        loaded = cmrc_items() if path == CMRC_SET else load_eval_set(path)
+        if split != "all":
+            loaded = [item for item in loaded if item.split == split]
         items.extend(loaded[:limit] if limit else loaded)
     return items
 
@@ -408,8 +476,9 @@ def _group(rows: Iterable[Row], key: Callable[[Row], str]) -> dict[str, list[Row
 
 def evaluate(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike] | None = None, index=None,
              mode: str = "hybrid", limit: int | None = None, progress: bool = True,
-             model: str | None = None) -> EvalResult:
-    """Run eval sets; with `index` every question is asked of it, else of its corpus's eval index."""
+             model: str | None = None, split: str = "all") -> EvalResult:
+    """Run eval sets (the test part, the dev part or all); with `index` every question is asked of it, else of
+    its corpus's eval index. "cmrc" in the list of files stands for the CMRC 2018 trial set."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -422,7 +491,11 @@ def evaluate(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike] | No
     if not paths:
         raise RagError(f"no eval files given and none in {REPO / 'eval'}")
     modes, answer_mode = _modes(mode)
-    items = _load_items(paths, limit)
+    try:
+        items = _load_items(paths, limit, split)
+    except CorpusUnavailable as exc:
+        print(f"rag eval: skipping the CMRC questions: {exc}", file=sys.stderr)
+        items = _load_items([p for p in paths if p != CMRC_SET], limit, split)
     indexes: dict[str, Any] = {}
     skipped: list[tuple[str, str]] = []
     unavailable: dict[str, str] = {}
@@ -458,7 +531,7 @@ def evaluate(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike] | No
 
     used = {"(given)": index} if index is not None else indexes
     result = EvalResult(
-        files=paths, modes=modes, answer_mode=answer_mode,
+        files=paths, modes=modes, answer_mode=answer_mode, split=split,
         overall={m: compute_metrics(rows, m, answer_mode) for m in modes},
         by_corpus={m: {c: compute_metrics(g, m, answer_mode) for c, g in _group(rows, lambda r: r.corpus).items()}
                    for m in modes},
@@ -663,6 +736,8 @@ def command_line(args) -> str:
     parts = ["rag", "eval", *getattr(args, "files", [])]
     if args.mode != "hybrid":
         parts += ["--mode", args.mode]
+    if getattr(args, "split", "test") != "test":
+        parts += ["--split", args.split]
     if getattr(args, "limit", None):
         parts += ["--limit", str(args.limit)]
     if getattr(args, "model", None):
@@ -676,7 +751,7 @@ def run_cli(args) -> int:
     """`rag eval`: run, print a table (or JSON), optionally write the Markdown report."""
     files = list(args.files) or default_eval_files()
     result = evaluate(files, mode=args.mode, limit=args.limit, progress=not args.json and sys.stderr.isatty(),
-                      model=args.model)
+                      model=args.model, split=getattr(args, "split", "all"))
     if args.report:
         report = Path(args.report)
         report.parent.mkdir(parents=True, exist_ok=True)

@@ -17,21 +17,21 @@ from pathlib import Path
 
 import pytest
 
-from rag.answer import (
+from rag.patterns import DATE_RE
+from rag.present import answer_to_json, format_answer
+from rag.qa import (
     CANDIDATE_HITS,
-    DATE_RE,
+
     NOT_FOUND_TEXT,
     answer_question,
-    answer_to_json,
     extract_claims,
     find_entities,
-    format_answer,
     is_faithful,
     split_clauses,
     split_sentences,
     unsupported_claims,
 )
-from rag.question import analyze
+from rag.qa.question import analyze
 from rag.types import Answer, Hit
 
 from conftest import CORPUS, SEED_NAME, SEED_PATH, TIPDM_XLSX, need_shared
@@ -321,7 +321,7 @@ def _cache_root() -> Path:
 def tipdm_index():
     """The reference reply plus the tipdm replies, built once into a cache folder keyed by the inputs."""
     import rag
-    from rag.model import model_id
+    from rag.search.model import model_id
 
     xlsx = need_shared(TIPDM_XLSX)
     digest = hashlib.sha256()

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from rag.chunking import CHUNK_CONFIG, chunk_document, content_ranges, embedding_text, protected_spans
-from rag.metadata import parse_reply
+from rag.ingest.chunking import CHUNK_CONFIG, chunk_document, content_ranges, embedding_text, protected_spans
+from rag.ingest.metadata import parse_reply
 from rag.types import Chunk, Document
 
 MIN, MAX = CHUNK_CONFIG["min_chars"], CHUNK_CONFIG["max_chars"]

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from conftest import CORPUS, SEED_NAME, SEED_PATH
 
-from rag.documents import MAX_BYTES, content_hash, decode_bytes, load_corpus
+from rag.ingest.documents import MAX_BYTES, content_hash, decode_bytes, load_corpus
 from rag.types import Document, RagError
 
 REPLY = "关于加快科技创新的答复\n张三委员：\n您的提案收悉，现答复如下：新增高新技术企业360家。\n某某市科学技术局\n2024年6月6日\n"
@@ -90,7 +90,7 @@ def test_bad_files_are_skipped_with_reasons_and_warnings(tmp_path, caplog):
     _write(tmp_path / "blank.md", " \n\u3000\n")
     _write(tmp_path / "garbage.txt", bytes(range(0x80, 0x100)) * 4)
     _write(tmp_path / "notes.doc", b"legacy")
-    with caplog.at_level(logging.WARNING, logger="rag.documents"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.documents"):
         result = load_corpus(tmp_path)
     assert [d.doc_id for d in result.documents] == ["good.txt"]
     reasons = _skipped(result)

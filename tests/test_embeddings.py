@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag import embeddings
-from rag.embeddings import Embedder
+from rag.search import embeddings
+from rag.search.embeddings import Embedder
 
 
 @pytest.fixture(scope="module")

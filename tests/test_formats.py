@@ -10,8 +10,8 @@ import re
 import pytest
 from conftest import REPO
 
-from rag.documents import load_corpus
-from rag.formats import OLE_MAGIC, detect_mapping, extract_html, load_mapping, table_lines
+from rag.ingest.documents import load_corpus
+from rag.ingest.formats import OLE_MAGIC, detect_mapping, extract_html, load_mapping, table_lines
 from rag.types import RagError
 
 ISO = re.compile(r"\d{4}-\d{2}-\d{2}")

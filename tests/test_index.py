@@ -14,7 +14,7 @@ import pytest
 from filelock import FileLock
 
 import rag
-from rag.index import BuildReport
+from rag.search.index import BuildReport
 from rag.types import IndexLoadError, RagError
 
 from conftest import CORPUS, REPO, SEED_NAME
@@ -268,7 +268,7 @@ def test_cli_builds_one_table_file_with_a_mapping(tmp_path, capsys):
     import openpyxl
 
     from rag.cli import main
-    from rag.formats import load_mapping
+    from rag.ingest.formats import load_mapping
 
     folder = tmp_path / "data"
     folder.mkdir()

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from rag.metadata import find_title, first_sentence, is_chrome, normalize_date, parse_reply
+from rag.ingest.metadata import find_title, first_sentence, is_chrome, normalize_date, parse_reply
 
 SEED_META = {
     "issuer": "石家庄市科学技术局",

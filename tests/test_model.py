@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import model as M
+from rag.search import model as M
 from rag.types import RagError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,7 +258,7 @@ def test_concurrent_builders_share_one_build(tmp_path):
     dest = tmp_path / "models" / "e5"
     dest.mkdir(parents=True)
     (dest / "half-written.bin").write_bytes(b"leftover of a killed build")
-    script = f"from rag.model import build_default_model; print(build_default_model({str(dest)!r}))"
+    script = f"from rag.search.model import build_default_model; print(build_default_model({str(dest)!r}))"
     procs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [proc.communicate(timeout=600) for proc in procs]

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from rag import tokenize as tokenize_module
-from rag.chunking import chunk_document, embedding_text
-from rag.metadata import parse_reply
-from rag.tokenize import STOP_WORDS_EN, STOP_WORDS_ZH, tokenize
+from rag.search import tokenize as tokenize_module
+from rag.ingest.chunking import chunk_document, embedding_text
+from rag.ingest.metadata import parse_reply
+from rag.search.tokenize import STOP_WORDS_EN, STOP_WORDS_ZH, tokenize
 from rag.types import Document
 
 
@@ -111,7 +111,7 @@ def test_no_empty_tokens_on_ncp_policies(ncp_jsonl):
 
 
 def test_initialisation_is_quiet():
-    code = "from rag.tokenize import tokenize; print(tokenize('全年新增高新技术企业360家'))"
+    code = "from rag.search.tokenize import tokenize; print(tokenize('全年新增高新技术企业360家'))"
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "360家" in run.stdout

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from rag.index import Index, build_index, index_exists, load_index
+from rag.search.index import Index, build_index, index_exists, load_index
 from rag.types import Answer, Hit, RagError
 from ui.render import (
     answer_json,

@@ -221,7 +221,7 @@ def citation_json(number: int, hit: Hit) -> dict[str, Any]:
 
 def answer_json(answer: Answer, mode: str) -> dict[str, Any]:
     """The /ask response: rag's answer JSON plus the marked answer, mode, and each citation's issuer, date and HTML."""
-    from rag.answer import answer_to_json
+    from rag.present import answer_to_json
 
     data = answer_to_json(answer)
     data["mode"] = mode

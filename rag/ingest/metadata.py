@@ -230,7 +230,7 @@ def _find_title(lines: list[Line]) -> tuple[str, int] | None:
 
 # ---------------------------------------------------------------- header and footer fields
 
-FIELD_LABELS = {  # header labels whose values become metadata (rag/answer.py finds the value after its label)
+FIELD_LABELS = {  # header labels whose values become metadata (rag/qa/ finds the value after its label)
     "publish_date": r"发布时间|发布日期|发文日期|成文日期|印发日期",
     "source": r"信息来源|文章来源|来源",
     "doc_number": r"发文字号|文号",

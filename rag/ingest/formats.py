@@ -15,8 +15,8 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from rag.documents import SIDECAR_SUFFIX, LoadResult, SkippedFile, Unreadable, decode_bytes, make_document
-from rag.metadata import find_date, find_title, first_sentence, normalize_date, parse_reply
+from rag.ingest.reading import SIDECAR_SUFFIX, LoadResult, SkippedFile, Unreadable, decode_bytes, make_document
+from rag.ingest.metadata import find_date, find_title, first_sentence, normalize_date, parse_reply
 from rag.types import Document, RagError
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted Office files (and legacy .doc/.xls)

@@ -19,7 +19,7 @@ class Embedder:
     """Wraps a sentence-transformers model; vectors are float32 and L2-normalised."""
 
     def __init__(self, model: str | None = None):
-        from rag.model import model_id
+        from rag.search.model import model_id
 
         self.model_name = model
         self.model_id = model_id(model)
@@ -28,7 +28,7 @@ class Embedder:
 
     @cached_property
     def model(self):
-        from rag.model import load_sentence_transformer
+        from rag.search.model import load_sentence_transformer
 
         threads = os.environ.get(THREADS_ENV, "").strip()
         if threads:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.retrieval import (
+from rag.search.retrieval import (
     FUSION_DEPTH,
     MODES,
     Ranking,
@@ -30,7 +30,7 @@ from rag.retrieval import (
     fuse,
     top_k,
 )
-from rag.model import sha256_file
+from rag.search.model import sha256_file
 from rag.text import has_cjk
 from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
 
@@ -115,7 +115,7 @@ class Index:
 
     def __init__(self, index_dir: Path, generation: Path, manifest: dict, documents: list[Document],
                  chunks: list[Chunk], vectors, bm25, model: str | None = None):
-        from rag.embeddings import Embedder
+        from rag.search.embeddings import Embedder
 
         self.index_dir = index_dir
         self.generation = generation
@@ -152,7 +152,7 @@ class Index:
         return np.fromiter((c.doc_id in allowed_docs for c in self.chunks), dtype=bool, count=len(self.chunks))
 
     def _bm25_ranking(self, question: str, depth: int, mask: np.ndarray | None) -> Ranking:
-        from rag.tokenize import tokenize
+        from rag.search.tokenize import tokenize
 
         tokens = [t for t in tokenize(keyword_query(question)) if t in self.bm25.vocab_dict]
         if not tokens or len(self.chunks) == 0:
@@ -215,23 +215,31 @@ class Index:
     def answer(self, question: str, k: int = 5, mode: str = "hybrid",
                filters: dict[str, Any] | None = None) -> Answer:
         """An extractive answer with highlighted citations, or an honest not-found."""
-        from rag.answer import CANDIDATE_HITS, answer_question
-        from rag.question import analyze
+        from rag.qa import answer_question
 
         started = time.perf_counter()
-        cleaned = _clean_question(question)
-        hits = self.search(cleaned, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
-        info = analyze(cleaned)
-        hits += self._field_hits(info, hits)
+        info, hits = self.answer_inputs(question, k=k, mode=mode, filters=filters)
         result = answer_question(info, hits, embedder=self.embedder)
         result.question = question
         result.citations = result.citations[:k]
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 
+    def answer_inputs(self, question: str, k: int = 5, mode: str = "hybrid",
+                      filters: dict[str, Any] | None = None):
+        """What the answer engine reads: the analysed question and the passages retrieved for it
+        (shared by `answer` and the script that fits the answer model, so both see the same inputs)."""
+        from rag.qa import CANDIDATE_HITS
+        from rag.qa.question import analyze
+
+        cleaned = _clean_question(question)
+        hits = self.search(cleaned, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
+        info = analyze(cleaned)
+        return info, hits + self._field_hits(info, hits)
+
     def _field_hits(self, info, hits: list[Hit]) -> list[Hit]:
         """The paragraph where the top document states the field asked about (its phone, signer…), when not retrieved."""
-        from rag.answer import asked_fields, locate_field
+        from rag.qa import asked_fields, locate_field
 
         if not hits:
             return []
@@ -241,7 +249,7 @@ class Index:
             if not isinstance(value, str) or not value.strip():
                 continue
             if any(h.doc_id == top.doc_id and locate_field(h.text, value, key) for h in hits):
-                continue  # retrieved already: rag.answer.field_candidates finds it there
+                continue  # retrieved already: rag.qa.field_candidates finds it there
             for position, chunk in enumerate(self.chunks):
                 if chunk.doc_id == top.doc_id and locate_field(chunk.text, value, key):
                     return [self._hit(position, 0.0, {})]
@@ -255,7 +263,7 @@ def keyword_query(question: str) -> str:
     """
     if has_cjk(question):
         return question
-    from rag.question import analyze
+    from rag.qa.question import analyze
 
     info = analyze(question)
     chinese = [term for group in info.terms for term in group if has_cjk(term)]
@@ -302,7 +310,7 @@ def load_index(index_dir: str | os.PathLike = "index", model: str | None = None)
     import bm25s
     import faiss
 
-    from rag.model import model_id
+    from rag.search.model import model_id
 
     index_dir = Path(index_dir)
     generation = _current_generation(index_dir)
@@ -329,17 +337,20 @@ def load_index(index_dir: str | os.PathLike = "index", model: str | None = None)
 
 
 # ---- building --------------------------------------------------------------------------------
-def _previous_state(index_dir: Path, model_key: str, chunk_config: dict) -> tuple[dict, dict]:
-    """Chunks, tokens and vectors of the current generation, reusable when model and chunking match."""
+def _previous_state(index_dir: Path, model_key: str, chunk_config: dict) -> tuple[dict, dict, bool]:
+    """Chunks, tokens and vectors of the current generation, reusable when model and chunking match; the flag
+    says whether its BM25 tokens are reusable too (same tokenizer version), else only the vectors are."""
     import faiss
 
     try:
         generation = _current_generation(index_dir)
         if generation is None or not generation.exists():
-            return {}, {}
+            return {}, {}, False
         manifest = _read_manifest(generation, index_dir)
-        if manifest.get("model") != model_key or manifest.get("chunking") != chunk_config:
-            return {}, {}
+        old_config = manifest.get("chunking") or {}
+        if manifest.get("model") != model_key or old_config.get("chunking") != chunk_config["chunking"]:
+            return {}, {}, False
+        same_tokens = old_config.get("tokenizer") == chunk_config["tokenizer"]
         _verify_files(generation, manifest, index_dir)
         docs = {d["doc_id"]: d for d in json.loads((generation / "documents.json").read_text("utf-8"))}
         chunks = json.loads((generation / "chunks.json").read_text("utf-8"))
@@ -348,11 +359,11 @@ def _previous_state(index_dir: Path, model_key: str, chunk_config: dict) -> tupl
         matrix = vectors.reconstruct_n(0, vectors.ntotal) if vectors.ntotal else np.zeros((0, manifest["dim"]))
     except (IndexLoadError, OSError, ValueError, RuntimeError) as exc:
         log.warning("previous index not reusable (%s); embedding everything again", exc)
-        return {}, {}
+        return {}, {}, False
     by_doc: dict[str, list[tuple[dict, list[str], np.ndarray]]] = {}
     for position, chunk in enumerate(chunks):
         by_doc.setdefault(chunk["doc_id"], []).append((chunk, tokens[position], matrix[position]))
-    return docs, by_doc
+    return docs, by_doc, same_tokens
 
 
 def _cleanup_stale(index_dir: Path, keep: set[str]) -> None:
@@ -405,12 +416,13 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     import faiss
     from tqdm import tqdm
 
-    from rag import chunking, tokenize as tokenize_module
-    from rag.chunking import chunk_document, embedding_text
-    from rag.documents import load_corpus
-    from rag.embeddings import Embedder
-    from rag.model import DEFAULT_MODEL, model_id
-    from rag.tokenize import tokenize
+    from rag.ingest import chunking
+    from rag.search import tokenize as tokenize_module
+    from rag.ingest.chunking import chunk_document, embedding_text
+    from rag.ingest.documents import load_corpus
+    from rag.search.embeddings import Embedder
+    from rag.search.model import DEFAULT_MODEL, model_id
+    from rag.search.tokenize import tokenize
 
     started = time.perf_counter()
     model_name = model if model is not None else os.environ.get("RAG_MODEL") or DEFAULT_MODEL
@@ -437,7 +449,8 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
         "chunking": dict(getattr(chunking, "CHUNK_CONFIG", {})),
         "tokenizer": getattr(tokenize_module, "TOKENIZER_VERSION", "1"),
     }
-    old_docs, old_chunks = ({}, {}) if rebuild else _previous_state(index_dir, model_key, chunk_config)
+    old_docs, old_chunks, same_tokens = ({}, {}, True) if rebuild else _previous_state(index_dir, model_key,
+                                                                                      chunk_config)
     new_ids = {d.doc_id for d in documents}
     report.removed = sorted(set(old_docs) - new_ids)
     unchanged = {d.doc_id for d in documents
@@ -445,7 +458,7 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     report.added = sorted(d.doc_id for d in documents if d.doc_id not in old_docs)
     report.changed = sorted(d.doc_id for d in documents if d.doc_id in old_docs and d.doc_id not in unchanged)
     report.documents = len(documents)
-    if old_docs and not report.added and not report.changed and not report.removed:
+    if old_docs and same_tokens and not report.added and not report.changed and not report.removed:
         report.up_to_date = True
         report.chunks = sum(len(old_chunks.get(d, [])) for d in new_ids)
         report.reused_chunks = report.chunks
@@ -459,7 +472,7 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
         if doc.doc_id in unchanged:
             for chunk, chunk_tokens, vector in old_chunks.get(doc.doc_id, []):
                 chunks.append(Chunk.from_dict(chunk))
-                tokens.append(chunk_tokens)
+                tokens.append(chunk_tokens if same_tokens else tokenize(embedding_text(chunks[-1], doc.title)))
                 vectors.append(vector)
             continue
         for chunk in chunk_document(doc):

@@ -1,0 +1,1 @@
+"""Ingestion: corpus files → Documents (formats, header metadata) → Chunks with exact offsets."""

@@ -1,0 +1,491 @@
+"""Candidate scoring: signals that transfer across documents, combined by a model fitted on the dev parts.
+
+Every candidate is one possible answer: a typed value inside a clause (`exact`) or a whole sentence (`passage`).
+Its features are general (term coverage with synonyms, the head word's place, the embedding similarity of its
+sentence and the question, the answer type and unit, asked years and qualifiers, the retrieval rank); the weights
+and the abstention thresholds come from rag/data/answer_model.json, written by scripts/fit_answer_model.py.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rag.qa.candidates import LEAD_RE, Piece
+from rag.qa.extract import ACTION_CUES, REASON_CUES, Entity, find_entities
+from rag.qa.question import (
+    GENERIC_TERMS,
+    MEASURE_NOUNS,
+    NAMED_SCOPE_RE,
+    OPPOSED,
+    PLACE_SCOPES,
+    QUALIFIER_GROUPS,
+    TOTAL_ADVERB_RE,
+    ZH_VERBS,
+    QuestionInfo,
+)
+from rag.patterns import QUANTITY_RE, YEAR_RE, load_data, unit_class, units_compatible
+from rag.text import normalize
+from rag.types import Hit
+
+MAX_EMBEDDED = 6  # sentences embedded per question: those with the best term coverage
+EMBED_CACHE_SIZE = 8192  # sentence vectors kept between questions (the same paragraphs come back often)
+PASSAGE_HITS = 5  # sentences of the first five passages may be answers by themselves
+CREDIT_CLAUSE, CREDIT_SENTENCE, CREDIT_PAREN, CREDIT_CONTEXT = 1.0, 0.75, 0.5, 0.4
+PARTIAL_CREDIT = 0.8  # a long term found only through all of its sub-words (联系电话 → 联系人及电话)
+COMPOUND_PARTIAL_CREDIT = 0.5  # a compound the paragraphs write whole, found here only in scattered pieces
+GENERIC_WEIGHT = 0.35  # words of rag/data/vocabulary_zh.json "generic_words" count for this much
+UNMATCHED_WEIGHT = 0.3  # an English word the lexicon cannot translate counts as this much missing weight
+SEM_CENTER = 0.85  # multilingual-e5 cosines sit in 0.75–0.95
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
+
+FEATURES = (
+    "coverage", "coverage_clause", "head_clause", "head_sentence", "semantic", "rank", "hit_score", "same_doc",
+    "kind_fit", "unit_match", "unit_hint", "year_match", "year_conflict", "qualifier_match", "qualifier_missing",
+    "scope_match", "scope_mismatch", "field_match", "field_mismatch", "label", "label_head", "in_question",
+    "ambiguity", "english", "unmatched", "lead", "length",
+)
+FAMILIES = ("exact", "passage")
+
+
+@dataclass
+class Candidate:
+    """One possible answer: a value inside a clause (exact) or a sentence (passage), with its features."""
+
+    piece: Piece
+    family: str  # exact | passage | field
+    entities: list[Entity] = field(default_factory=list)
+    features: dict[str, float] = field(default_factory=dict)
+    conflict: bool = False  # contradicts an asked year in its sentence, or carries the opposite qualifier
+    prob: float = 0.0
+
+    @property
+    def semantic(self) -> float:
+        return self.features.get("semantic", 0.0)
+
+
+# ---- the fitted model --------------------------------------------------------------------------------------
+# Two stages per family, both fitted by scripts/fit_answer_model.py: a ranker (softmax over the candidates of a
+# question) orders the candidates; a confidence model reads the ranked candidate's score, its margin over the
+# next one and a few features, and gives the probability that its answer is right. An answer is given only when
+# that probability reaches the family's threshold, chosen on the dev parts so that wrong answers stay rare.
+CONFIDENCE_FEATURES = ("score", "margin", "gap", "coverage", "coverage_clause", "semantic", "head_clause",
+                       "unit_match", "kind_fit", "english", "rank", "candidates")
+
+
+@dataclass
+class FamilyModel:
+    """Ranker weights over FEATURES, confidence weights over CONFIDENCE_FEATURES (standardised), threshold."""
+
+    rank_mean: np.ndarray
+    rank_scale: np.ndarray
+    rank_weights: np.ndarray
+    conf_mean: np.ndarray
+    conf_scale: np.ndarray
+    conf_weights: np.ndarray
+    conf_bias: float
+    threshold: float
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        return ((matrix - self.rank_mean) / self.rank_scale) @ self.rank_weights
+
+    def confidence(self, matrix: np.ndarray) -> np.ndarray:
+        z = ((matrix - self.conf_mean) / self.conf_scale) @ self.conf_weights + self.conf_bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40.0, 40.0)))
+
+
+_model_lock = threading.Lock()
+_models: dict[str, FamilyModel] | None = None
+MODEL_FILE = "answer_model.json"
+
+
+def models() -> dict[str, FamilyModel]:
+    """The fitted models of rag/data/answer_model.json (see scripts/fit_answer_model.py), loaded once."""
+    global _models
+    with _model_lock:
+        if _models is None:
+            data = load_data(MODEL_FILE)
+            if tuple(data["features"]) != FEATURES or tuple(data["confidence_features"]) != CONFIDENCE_FEATURES:
+                raise RuntimeError(f"rag/data/{MODEL_FILE} was fitted on other features; "
+                                   "run scripts/fit_answer_model.py")
+            _models = {family: family_model(m) for family, m in data["families"].items()}
+        return _models
+
+
+def family_model(m: dict) -> FamilyModel:
+    """A FamilyModel from its JSON form (as written by the fit script)."""
+    arr = lambda key: np.asarray(m[key], dtype=float)  # noqa: E731
+    return FamilyModel(arr("rank_mean"), arr("rank_scale"), arr("rank_weights"), arr("conf_mean"), arr("conf_scale"),
+                       arr("conf_weights"), float(m["conf_bias"]), float(m["threshold"]))
+
+
+def set_models(fitted: dict[str, FamilyModel] | None) -> None:
+    """Use other fitted models in this process (None: reload rag/data/answer_model.json on next use)."""
+    global _models
+    with _model_lock:
+        _models = fitted
+
+
+def vector(features: dict[str, float]) -> np.ndarray:
+    return np.asarray([features.get(name, 0.0) for name in FEATURES], dtype=float)
+
+
+def confidence_rows(features: list[dict[str, float]], scores: np.ndarray) -> np.ndarray:
+    """CONFIDENCE_FEATURES of candidates already sorted by ranker score, best first."""
+    rows = []
+    n = len(scores)
+    for i, f in enumerate(features):
+        nxt = scores[i + 1] if i + 1 < n else scores[i] - 5.0
+        row = {"score": scores[i], "margin": scores[i] - nxt, "gap": scores[0] - scores[i],
+               "candidates": np.log1p(n), **{k: f.get(k, 0.0) for k in CONFIDENCE_FEATURES[3:-1]}}
+        rows.append([row[k] for k in CONFIDENCE_FEATURES])
+    return np.asarray(rows, dtype=float).reshape(len(features), len(CONFIDENCE_FEATURES))
+
+
+def rank_family(cands: list[Candidate], model: FamilyModel) -> list[Candidate]:
+    """The candidates of one family, best first, each with its confidence in `prob`."""
+    if not cands:
+        return []
+    scores = model.scores(np.stack([vector(c.features) for c in cands]))
+    order = np.argsort(-scores, kind="stable")
+    ranked = [cands[i] for i in order]
+    probs = model.confidence(confidence_rows([c.features for c in ranked], scores[order]))
+    for c, p in zip(ranked, probs):
+        c.prob = float(p)
+    return ranked
+
+
+def apply_models(cands: list[Candidate]) -> list[Candidate]:
+    """Every family's candidates ranked and given their confidence; the families in FAMILIES order."""
+    fitted = models()
+    out: list[Candidate] = []
+    for family in FAMILIES:
+        eligible = [c for c in cands if c.family == family and not c.conflict]
+        out += rank_family(eligible, fitted[family])
+    return out
+
+
+def threshold(family: str) -> float:
+    model = models().get(family)
+    return model.threshold if model is not None else 1.0
+
+
+# ---- term matching -----------------------------------------------------------------------------------------
+def term_weight(term: str) -> float:
+    """Longer Chinese terms say more; the genre's everyday words (企业, 工作…) say little."""
+    base = min(len(term), 4) / 4 if _CJK_CHAR.search(term) else 1.0
+    return base * (GENERIC_WEIGHT if term in GENERIC_TERMS else 1.0)
+
+
+def strip_parens(s: str) -> str:
+    """The text with bracketed asides blanked (same length), so a term only in an aside counts less."""
+    out, depth = [], 0
+    for ch in s:
+        if ch in "(（":
+            depth += 1
+        out.append(" " if depth else ch)
+        if ch in ")）":
+            depth = max(0, depth - 1)
+    return "".join(out)
+
+
+@dataclass
+class Views:
+    """The normalised texts a clause is matched against, from narrowest to widest."""
+
+    clause: str
+    clause_bare: str
+    sentence: str
+    sentence_bare: str
+    context: str
+    before: str = ""  # the sentence up to the clause (a breakdown's field is named there)
+
+
+def _credit(alternatives: tuple[str, ...], v: Views, quoted: bool = False) -> float:
+    if any(t in (v.clause if quoted else v.clause_bare) for t in alternatives):
+        return CREDIT_CLAUSE
+    if any(t in v.sentence_bare for t in alternatives):
+        return CREDIT_SENTENCE
+    if any(t in v.clause for t in alternatives) or any(t in v.sentence for t in alternatives):
+        return CREDIT_PAREN
+    if any(t in v.context for t in alternatives):
+        return CREDIT_CONTEXT
+    return 0.0
+
+
+def term_credits(info: QuestionInfo, v: Views) -> list[float]:
+    """Per subject term: how close to the clause it was found (1 clause … 0.4 paragraph/title, 0 absent)."""
+    credits = []
+    for i, group in enumerate(info.terms):
+        credit = _credit(group, v, quoted=any(group[0] in ref for ref in info.references))
+        if credit == CREDIT_SENTENCE and group[0] in ZH_VERBS:
+            credit = CREDIT_CLAUSE  # a predicate applies to every figure of its sentence
+        parts = info.parts[i] if i < len(info.parts) else ()
+        if credit == 0.0 and parts:
+            factor = COMPOUND_PARTIAL_CREDIT if group[0] in info.compounds else PARTIAL_CREDIT
+            credit = factor * min(_credit((p,), v) for p in parts)  # every piece must be there
+        credits.append(credit)
+    return credits
+
+
+def coverage(info: QuestionInfo, credits: list[float], clause_only: bool = False) -> float:
+    """Weighted share of the subject terms found; untranslated English words count as missing weight."""
+    weights = [max(term_weight(t) for t in group) for group in info.terms]
+    total = sum(weights) + UNMATCHED_WEIGHT * len(info.unmatched)
+    if total == 0:
+        return 0.0
+    if clause_only:
+        credits = [1.0 if c >= CREDIT_CLAUSE else 0.0 for c in credits]
+    return sum(w * c for w, c in zip(weights, credits)) / total
+
+
+def years_in(text: str) -> set[str]:
+    return {m.group(1) for m in YEAR_RE.finditer(re.sub(r"《[^《》]*》", " ", text))}
+
+
+def clause_qualifiers(clause_bare: str) -> set[str]:
+    """Qualifier groups that label the figures of a clause (新增 → new, 总数/累计/达到 → total, 其中 → sub)."""
+    return {g for g, cues in QUALIFIER_GROUPS.items() if any(c in clause_bare for c in cues["text"])}
+
+
+CARRIED = ("new", "total")  # a breakdown (…,其中A 2家,B 6家) keeps the new/total label of the clause before it
+
+
+def _scopes(text: str) -> set[str]:
+    """Scope levels a text names: national/provincial/city/district words, or any named 省/市/区 (北京市)."""
+    found = {s for s, words in PLACE_SCOPES.items() if any(w in text for w in words)}
+    return found
+
+
+def _named_places(text: str) -> set[str]:
+    return {m.group(0) for m in NAMED_SCOPE_RE.finditer(text)}
+
+
+def constraint_features(info: QuestionInfo, v: Views, own: set[str], present: set[str]) -> tuple[dict[str, float], bool]:
+    """Years, qualifiers, place scope and fields; and whether the clause contradicts the question outright."""
+    f: dict[str, float] = {}
+    conflict = False
+    if info.years:
+        asked = set(info.years)
+        s_years, p_years = years_in(v.sentence), years_in(v.context)
+        if asked & s_years:
+            f["year_match"] = 1.0
+        elif s_years:
+            f["year_conflict"], conflict = 1.0, True
+        elif asked & p_years:
+            f["year_match"] = 0.4
+        elif p_years:
+            f["year_conflict"] = 0.6
+    asked_groups = set(info.qualifiers)
+    f["qualifier_match"] = float(len(asked_groups & own))
+    for group in present - asked_groups:
+        if any(g in asked_groups and g not in present for g in OPPOSED.get(group, ())):
+            conflict = conflict or info.kind == "quantity"
+            f["qualifier_missing"] = 1.0
+    if asked_groups & set(CARRIED) and not present & set(CARRIED):
+        f["qualifier_missing"] = f.get("qualifier_missing", 0.0) + 0.5
+        if info.strong_total and info.kind == "quantity" and not TOTAL_ADVERB_RE.search(v.clause_bare):
+            conflict = True  # 一共有多少家: a figure not labelled as a total is not the total
+    if "change" in asked_groups and "change" not in own and info.kind == "quantity":
+        f["qualifier_missing"] = f.get("qualifier_missing", 0.0) + 1.0
+    for batch in info.batches:  # 第八批: the figure's sentence must name that batch
+        if batch not in v.sentence:
+            f["qualifier_missing"] = f.get("qualifier_missing", 0.0) + 0.5
+    fields_in_clause = re.findall(r"([\u4e00-\u9fff]{2,6}?)领域", v.clause_bare)
+    if info.fields:
+        if any(fl in v.clause for fl in info.fields):
+            f["field_match"] = 1.0
+        elif any(fl in v.before for fl in info.fields) and not fields_in_clause:
+            f["field_match"] = 0.5
+        else:
+            f["field_mismatch"] = 1.0
+    elif fields_in_clause and info.kind == "quantity" and not any(
+            any(t in fl or fl in t for t in g) for fl in fields_in_clause for g in info.terms):
+        f["field_mismatch"] = 1.0  # a figure restricted to a field the question does not name (其中X领域…)
+    scopes = _scopes(v.clause) - {"city"}
+    asked_scopes = set(info.places) - {"city"}
+    if scopes:
+        f["scope_match" if scopes & asked_scopes else "scope_mismatch"] = 1.0
+    elif asked_scopes and info.kind == "quantity":
+        f["scope_mismatch"] = 0.5
+    asked_places = _named_places(normalize(info.question))
+    if asked_places:
+        if any(p in v.context for p in asked_places):
+            f["scope_match"] = f.get("scope_match", 0.0) + 0.5
+        else:
+            f["scope_mismatch"] = f.get("scope_mismatch", 0.0) + 0.5
+    return f, conflict
+
+
+# ---- answer types ------------------------------------------------------------------------------------------
+def entity_kind(info: QuestionInfo) -> str:
+    """Which entity extractor answers this question ('' for sentence answers)."""
+    if info.attribute:
+        return info.attribute
+    return info.kind if info.kind in ("quantity", "date", "person", "organisation", "document", "list") else ""
+
+
+def typed_entities(info: QuestionInfo, hit: Hit, piece: Piece) -> list[Entity]:
+    """Values of the asked type inside the clause; a figure of a unit that cannot answer is never one of them."""
+    text = hit.text
+    kind = entity_kind(info)
+    if not kind:
+        return []
+    if kind == "quantity":
+        return [e for e in find_entities(text, piece.start, piece.end, "quantity") if _unit_fits(info, e.unit)]
+    if kind == "list":
+        ents = find_entities(text, piece.start, piece.end, "list")
+        if ents and info.list_noun and not any(t in normalize(text[piece.start:piece.end]) for t in info.list_noun):
+            return []  # a list of something else (哪些特点 ≠ 高技术、高成长…企业)
+        return ents
+    ents = find_entities(text, piece.start, piece.end, kind)
+    if kind in ("document", "organisation"):
+        q = normalize(info.question)
+        ents = [e for e in ents if normalize(text[e.start:e.end]) not in q]
+    if not ents and kind == "organisation" and info.plural:  # 哪些机构 → 研发机构、众创空间和引才工作站
+        ents = find_entities(text, piece.start, piece.end, "list")
+    return ents
+
+
+def _unit_fits(info: QuestionInfo, unit: str) -> bool:
+    """A figure answers only in a unit the question accepts: 多少起 is answered by 1234起, never by 56家."""
+    if info.unit:
+        return units_compatible(info.unit, unit)
+    return True
+
+
+def _unit_hint(info: QuestionInfo, unit: str) -> float:
+    if not info.unit_hint:
+        return 0.0
+    return 1.0 if units_compatible(info.unit_hint, unit) or unit_class(unit) == info.unit_hint else -1.0
+
+
+def _label(info: QuestionInfo, text: str, piece: Piece, e: Entity) -> tuple[float, float]:
+    """How much of the question the figure's own words carry (the text since the previous figure in its clause)."""
+    left = normalize(text[piece.start:e.start])
+    previous = list(QUANTITY_RE.finditer(left))
+    if previous:
+        left = left[previous[-1].end():]
+    weights = [max(term_weight(t) for t in g) for g in info.terms]
+    total = sum(weights) or 1.0
+    found = sum(w for w, g in zip(weights, info.terms) if any(t in left for t in g)) / total
+    head = 1.0 if info.head >= 0 and any(t in left for t in info.terms[info.head]) else 0.0
+    return found, head
+
+
+# ---- the candidates of a question --------------------------------------------------------------------------
+def _context(hit: Hit) -> str:
+    return normalize(" ".join([hit.title or "", hit.section or "", hit.text]))
+
+
+def candidates(info: QuestionInfo, hits: list[Hit], pieces: list[Piece]) -> list[Candidate]:
+    """Exact candidates (one per typed value of every clause) and passage candidates (one per sentence)."""
+    out: list[Candidate] = []
+    norm_texts = [normalize(h.text) for h in hits]
+    contexts = [_context(h) for h in hits]
+    top_score = max((h.score for h in hits), default=0.0) or 1.0
+    carried: dict[tuple[int, int], set[str]] = {}
+    seen_sentences: set[tuple[int, int]] = set()
+    q_norm = normalize(info.question)
+    sentence_answers = info.kind in ("reason", "method")
+    for piece in pieces:
+        hit = hits[piece.hit]
+        norm = norm_texts[piece.hit]
+        clause = norm[piece.start:piece.end]
+        sentence = norm[piece.sent_start:piece.sent_end]
+        views = Views(clause, strip_parens(clause), sentence, strip_parens(sentence), contexts[piece.hit],
+                      norm[piece.sent_start:piece.start])
+        credits = term_credits(info, views)
+        own = clause_qualifiers(views.clause_bare)
+        key = (piece.hit, piece.sent_start)
+        labels = own | (carried.get(key, set()) if not own & set(CARRIED) else set())
+        carried[key] = {g for g in labels if g in CARRIED} or carried.get(key, set())
+        cons, conflict = constraint_features(info, views, own, labels)
+        head_credit = credits[info.head] if info.head >= 0 else (0.0 if info.head == -2 else 1.0)
+        base = {
+            "coverage": coverage(info, credits), "coverage_clause": coverage(info, credits, clause_only=True),
+            "head_clause": 1.0 if head_credit >= CREDIT_CLAUSE else 0.0,
+            "head_sentence": 1.0 if head_credit >= CREDIT_SENTENCE else 0.0,
+            "rank": 1.0 / (1 + piece.hit), "hit_score": hit.score / top_score,
+            "same_doc": 1.0 if hit.doc_id == hits[0].doc_id else 0.0,
+            "english": 1.0 if info.language == "en" else 0.0,
+            "unmatched": min(1.0, len(info.unmatched) / 3), **cons,
+        }
+        if info.head >= 0 and info.terms[info.head][0] in MEASURE_NOUNS:
+            base["head_sentence"] = 1.0  # 比例, 增速…: a figure of the fitting unit is what they name
+        ents = [] if sentence_answers else typed_entities(info, hit, piece)
+        for e in ents:
+            f = dict(base, kind_fit=1.0)
+            if e.kind == "quantity":
+                f["unit_match"] = 1.0 if info.unit and units_compatible(info.unit, e.unit) else 0.0
+                f["unit_hint"] = _unit_hint(info, e.unit)
+                f["label"], f["label_head"] = _label(info, hit.text, piece, e)
+            f["in_question"] = 1.0 if normalize(hit.text[e.start:e.end]) in q_norm else 0.0
+            f["ambiguity"] = min(1.0, (len(ents) - 1) / 3)
+            f["length"] = min(1.0, (e.end - e.start) / 40)
+            out.append(Candidate(piece, "exact", [e], f, conflict))
+        if piece.hit < PASSAGE_HITS and (piece.hit, piece.sent_start) not in seen_sentences:
+            seen_sentences.add((piece.hit, piece.sent_start))
+            sentence_views = Views(sentence, views.sentence_bare, sentence, views.sentence_bare, views.context)
+            s_credits = term_credits(info, sentence_views)
+            f = dict(base, coverage=coverage(info, s_credits),
+                     coverage_clause=coverage(info, s_credits, clause_only=True),
+                     head_clause=1.0 if (credits[info.head] if info.head >= 0 else 1.0) >= CREDIT_SENTENCE else 0.0,
+                     length=min(1.0, (piece.sent_end - piece.sent_start) / 200))
+            raw = hit.text[piece.sent_start:piece.sent_end]
+            if info.kind == "reason":
+                f["kind_fit"] = 1.0 if REASON_CUES.search(raw) else 0.0
+            elif info.kind == "method":
+                f["kind_fit"] = 1.0 if ACTION_CUES.search(raw) else 0.0
+            f["lead"] = 1.0 if LEAD_RE.search(raw) else 0.0
+            f["in_question"] = 1.0 if sentence.strip() and sentence.strip() in q_norm else 0.0
+            out.append(Candidate(piece, "passage", [Entity("sentence", piece.sent_start, piece.sent_end)], f,
+                                 conflict))
+    return out
+
+
+# ---- semantic similarity -----------------------------------------------------------------------------------
+_embed_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_embed_lock = threading.Lock()
+
+
+def embed_cached(embedder, texts: list[str]) -> np.ndarray:
+    """Passage vectors of sentences, computing only those not seen recently (an LRU keyed by model and text).
+
+    Question vectors are cached by the embedder itself (rag.search.embeddings.Embedder.embed_queries).
+    """
+    model = str(getattr(embedder, "model_id", id(embedder)))
+    with _embed_lock:
+        known = {t: _embed_cache[(model, t)] for t in texts if (model, t) in _embed_cache}
+        for text in known:
+            _embed_cache.move_to_end((model, text))
+    missing = [t for t in dict.fromkeys(texts) if t not in known]
+    if missing:
+        vectors = np.asarray(embedder.embed_passages(missing), dtype=np.float32)
+        known.update(zip(missing, vectors))
+        with _embed_lock:
+            _embed_cache.update(((model, t), v) for t, v in zip(missing, vectors))
+            while len(_embed_cache) > EMBED_CACHE_SIZE:
+                _embed_cache.popitem(last=False)
+    return np.stack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+
+
+def add_semantic(info: QuestionInfo, hits: list[Hit], cands: list[Candidate], embedder) -> None:
+    """Embed the sentences with the best term coverage (once each) and give each candidate its sentence's
+    cosine with the question (centred); the others get the lowest cosine measured."""
+    if embedder is None or not cands:
+        return
+    best: dict[tuple[int, int, int], float] = {}
+    for c in cands:
+        key = (c.piece.hit, c.piece.sent_start, c.piece.sent_end)
+        best[key] = max(best.get(key, -9.0), c.features.get("coverage", 0.0) + 0.1 * c.features.get("rank", 0.0))
+    keys = sorted(best, key=lambda k: -best[k])[:MAX_EMBEDDED]
+    texts = [hits[h].text[s:e] for h, s, e in keys]
+    qvec = embedder.embed_queries([info.question])[0]
+    sims = dict(zip(keys, (embed_cached(embedder, texts) @ qvec).tolist()))
+    floor = min(sims.values())
+    for c in cands:
+        c.features["semantic"] = float(sims.get((c.piece.hit, c.piece.sent_start, c.piece.sent_end), floor)) - SEM_CENTER

@@ -1,0 +1,1 @@
+"""Search: tokens, embeddings, the offline model, the index (FAISS + BM25) and fused retrieval."""

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Fit the answer model (rag/data/answer_model.json) on the dev parts of the eval sets: never on a test part.
+
+For every dev question the index retrieves its passages exactly as `Index.answer` does; every candidate the engine
+makes (a typed value in a clause, or a sentence) gets its features and a label: does the answer it would give
+contain an accepted answer? A logistic regression per family (exact, passage) is fitted on those labels; then the
+two abstention thresholds are chosen on the same dev questions so that wrong answers stay rare: among the pairs
+whose wrong-answer share of the given answers is at most --max-wrong, the one with the most right answers.
+
+    python scripts/fit_answer_model.py                     # reference, tipdm, ncp and cmrc dev parts
+    python scripts/fit_answer_model.py --sets reference ncp --max-wrong 0.02
+
+Features are cached per question set in the user cache (delete it with --fresh), so refits take seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from rag.evaluation import CMRC_SET, REPO as EVAL_REPO, answer_correct, corpus_index, load_eval_set, cmrc_items  # noqa: E402
+from rag.qa.candidates import pieces_of  # noqa: E402
+from rag.qa.compose import compose, compose_sentence  # noqa: E402
+from rag.qa.pipeline import TRY_CANDIDATES, _passage_may_answer  # noqa: E402
+from rag.qa.question import merge_compounds  # noqa: E402
+from rag.qa.score import CONFIDENCE_FEATURES, FAMILIES, FEATURES, add_semantic, candidates, confidence_rows, vector  # noqa: E402
+from rag.search.model import cache_dir  # noqa: E402
+
+SETS = {"reference": "eval/reference.jsonl", "tipdm": "eval/tipdm.jsonl", "ncp": "eval/ncp.jsonl", "cmrc": CMRC_SET}
+L2 = 1.0  # ridge penalty of the logistic regression (on standardised features)
+WRONG_COST = 4.0  # among threshold pairs within the wrong-answer cap, ties are broken by right − 4 × wrong
+
+
+def dev_items(name: str):
+    items = cmrc_items() if SETS[name] == CMRC_SET else load_eval_set(EVAL_REPO / SETS[name])
+    return [item for item in items if item.split == "dev"]
+
+
+def question_rows(index, item) -> dict:
+    """Features and labels of every candidate of one question (family, vector, label, conflict, may_answer)."""
+    info, hits = index.answer_inputs(item.question, k=5)
+    info = merge_compounds(info, hits)
+    cands = candidates(info, hits, pieces_of(hits))
+    add_semantic(info, hits, cands, index.embedder)
+    rows = []
+    for c in cands:
+        if c.family == "exact":
+            composed = compose(info, hits, c)
+            if composed is None or not composed.text.strip():
+                continue  # the engine never shows a candidate it cannot compose
+            text = composed.text
+            may = True
+        else:
+            text = compose_sentence(info, hits, c).text
+            may = _passage_may_answer(info, hits, c)
+        label = bool(item.answers) and bool(text) and answer_correct(text, item.answers)
+        rows.append({"family": c.family, "x": vector(c.features).tolist(), "y": int(label),
+                     "conflict": int(c.conflict), "may": int(may)})
+    return {"id": item.id, "negative": not item.answers, "rows": rows}
+
+
+def collect(name: str, fresh: bool) -> list[dict]:
+    items = dev_items(name)
+    key = hashlib.sha1(json.dumps([FEATURES, [i.id for i in items], _code_version()]).encode()).hexdigest()[:12]
+    path = Path(cache_dir()) / "answer-fit" / f"{name}-{key}.json"
+    if path.is_file() and not fresh:
+        return json.loads(path.read_text(encoding="utf-8"))
+    index = corpus_index(name, progress=False)
+    started = time.perf_counter()
+    out = []
+    for n, item in enumerate(items, 1):
+        index.embedder.forget_queries()
+        out.append(question_rows(index, item))
+        if n % 50 == 0:
+            print(f"  {name}: {n}/{len(items)} questions ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out), encoding="utf-8")
+    return out
+
+
+def _code_version() -> str:
+    """A hash of the answer engine's sources: cached features are recomputed when the engine changes."""
+    digest = hashlib.sha1()
+    for source in sorted((REPO / "rag").rglob("*.py")) + sorted((REPO / "rag" / "data").glob("*.json")):
+        if source.name != "answer_model.json":
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    return mean, scale
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> tuple:
+    """Newton-IRLS logistic regression on standardised features; returns (mean, scale, weights, bias)."""
+    mean, scale = standardise(x)
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
+        grad = z.T @ (p - y) + penalty * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return mean, scale, w[:-1], float(w[-1])
+
+
+def fit_ranker(groups: list[tuple[np.ndarray, np.ndarray]], l2: float = L2, steps: int = 400) -> tuple:
+    """Softmax (listwise) ranker: per question, maximise the probability of its right candidates among all.
+
+    Only questions with at least one right and one wrong candidate teach the ranking. Adam on standardised
+    features; returns (mean, scale, weights)."""
+    groups = [(x, y) for x, y in groups if 0 < y.sum() < len(y)]
+    mean, scale = standardise(np.vstack([x for x, _ in groups]))
+    zs = [((x - mean) / scale, y / y.sum()) for x, y in groups]
+    w = np.zeros(len(mean))
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    lr, b1, b2 = 0.05, 0.9, 0.999
+    for t in range(1, steps + 1):
+        grad = l2 * w
+        for z, target in zs:
+            s = z @ w
+            e = np.exp(s - s.max())
+            p = e / e.sum()
+            grad += z.T @ (p - target)
+        grad /= len(zs)
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad * grad
+        w -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + 1e-8)
+    return mean, scale, w
+
+
+def ranked_rows(q: dict, family: str, ranker: tuple) -> list[tuple[dict, float]]:
+    rows = [r for r in q["rows"] if r["family"] == family and not r["conflict"]]
+    if not rows:
+        return []
+    mean, scale, w = ranker
+    scores = ((np.array([r["x"] for r in rows]) - mean) / scale) @ w
+    order = np.argsort(-scores, kind="stable")
+    return [(rows[i], float(scores[i])) for i in order]
+
+
+def confidence_matrix(ranked: list[tuple[dict, float]]) -> np.ndarray:
+    feats = [dict(zip(FEATURES, r["x"])) for r, _ in ranked]
+    return confidence_rows(feats, np.array([s for _, s in ranked]))
+
+
+def decisions(questions: list[dict], rankers: dict, confidences: dict) -> list[dict]:
+    """Per question: (confidence, right) of the top exact candidates and of the top passage, as the engine picks."""
+    out = []
+    for q in questions:
+        d = {"negative": q["negative"], "exact": [], "passage": None}
+        for family in FAMILIES:
+            ranked = ranked_rows(q, family, rankers[family])[:TRY_CANDIDATES]
+            if not ranked:
+                continue
+            probs = probabilities(confidences[family], confidence_matrix(ranked))
+            if family == "exact":
+                d["exact"] = [(float(p), r["y"]) for (r, _), p in zip(ranked, probs)]
+            else:
+                d["passage"] = (float(probs[0]), ranked[0][0]["y"], ranked[0][0]["may"])
+        out.append(d)
+    return out
+
+
+def fit_family(questions: list[dict], family: str) -> tuple[tuple, tuple, dict]:
+    groups = []
+    for q in questions:
+        rows = [r for r in q["rows"] if r["family"] == family and not r["conflict"]]
+        if rows:
+            groups.append((np.array([r["x"] for r in rows], dtype=float), np.array([r["y"] for r in rows], float)))
+    ranker = fit_ranker(groups)
+    cx, cy = [], []
+    for q in questions:  # the confidence model learns from what the ranker puts first (and second)
+        ranked = ranked_rows(q, family, ranker)[:2]
+        if ranked:
+            cx.append(confidence_matrix(ranked))
+            cy += [r["y"] for r, _ in ranked]
+    confidence = fit_logistic(np.vstack(cx), np.array(cy, dtype=float))
+    top1 = sum(ranked_rows(q, family, ranker)[0][0]["y"] for q in questions if ranked_rows(q, family, ranker))
+    return ranker, confidence, {"questions": len(groups), "top1_right": int(top1)}
+
+
+def probabilities(model: tuple, x: np.ndarray) -> np.ndarray:
+    mean, scale, w, b = model
+    return 1.0 / (1.0 + np.exp(-np.clip(((x - mean) / scale) @ w + b, -40, 40)))
+
+
+def outcome(decided: list[dict], t_exact: float, t_passage: float) -> tuple[int, int, int]:
+    """(right, wrong, abstained) when the engine uses these thresholds."""
+    right = wrong = none = 0
+    for d in decided:
+        chosen = next(((p, y) for p, y in d["exact"] if p >= t_exact), None)
+        if chosen is None and d["passage"] and d["passage"][0] >= t_passage and d["passage"][2]:
+            chosen = d["passage"][:2]
+        if chosen is None:
+            none += 1
+        elif chosen[1] and not d["negative"]:
+            right += 1
+        else:
+            wrong += 1
+    return right, wrong, none
+
+
+def choose_thresholds(decided: list[dict], max_wrong: float) -> tuple[float, float, tuple]:
+    grid = np.round(np.arange(0.05, 0.99, 0.01), 2)
+    best = None
+    for te in grid:
+        for tp in grid:
+            right, wrong, none = outcome(decided, te, tp)
+            answered = right + wrong
+            if answered and wrong / answered > max_wrong:
+                continue
+            score = (right - WRONG_COST * wrong, -te - tp)
+            if best is None or score > best[0]:
+                best = (score, float(te), float(tp), (right, wrong, none))
+    if best is None:
+        return 0.99, 0.99, outcome(decided, 0.99, 0.99)
+    return best[1], best[2], best[3]
+
+
+def _r(a) -> list[float]:
+    return np.asarray(a, dtype=float).round(6).tolist()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    parser.add_argument("--max-wrong", type=float, default=0.02, help="largest share of wrong answers among those given")
+    parser.add_argument("--out", default=str(REPO / "rag" / "data" / "answer_model.json"))
+    parser.add_argument("--fresh", action="store_true", help="recompute the cached features")
+    args = parser.parse_args(argv)
+    questions: list[dict] = []
+    per_set: dict[str, int] = {}
+    for name in args.sets:
+        rows = collect(name, args.fresh)
+        per_set[name] = len(rows)
+        for q in rows:
+            q["set"] = name
+        questions += rows
+        print(f"{name}: {len(rows)} dev questions", file=sys.stderr)
+    rankers, confidences, counts = {}, {}, {}
+    for family in FAMILIES:
+        rankers[family], confidences[family], counts[family] = fit_family(questions, family)
+    decided = decisions(questions, rankers, confidences)
+    t_exact, t_passage, (right, wrong, none) = choose_thresholds(decided, args.max_wrong)
+    by_set = {}
+    for name in args.sets:
+        subset = [d for d, q in zip(decided, questions) if q["set"] == name]
+        r, w, n = outcome(subset, t_exact, t_passage)
+        by_set[name] = {"questions": len(subset), "right": r, "wrong": w, "abstained": n}
+    model = {
+        "_source": ("Fitted by scripts/fit_answer_model.py on the dev parts of the eval sets (never a test part); "
+                    "do not edit by hand, rerun the script."),
+        "fitted": {"date": dt.date.today().isoformat(), "sets": per_set, "max_wrong": args.max_wrong,
+                   "l2": L2, "candidates": counts, "dev_outcome": by_set,
+                   "command": "python scripts/fit_answer_model.py " + " ".join(sys.argv[1:])},
+        "features": list(FEATURES),
+        "confidence_features": list(CONFIDENCE_FEATURES),
+        "families": {
+            family: {"rank_mean": _r(rankers[family][0]), "rank_scale": _r(rankers[family][1]),
+                     "rank_weights": _r(rankers[family][2]), "conf_mean": _r(confidences[family][0]),
+                     "conf_scale": _r(confidences[family][1]), "conf_weights": _r(confidences[family][2]),
+                     "conf_bias": round(confidences[family][3], 6), "threshold": t}
+            for family, t in zip(FAMILIES, (t_exact, t_passage))},
+    }
+    Path(args.out).write_text(json.dumps(model, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"thresholds exact {t_exact} passage {t_passage}: dev right {right}, wrong {wrong}, abstained {none}")
+    for name, o in by_set.items():
+        print(f"  {name}: {o}")
+    for family in FAMILIES:
+        weights = dict(zip(FEATURES, rankers[family][2].round(2).tolist()))
+        print(f"  {family} ranker: {counts[family]} {weights}")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
