@@ -27,6 +27,17 @@ def _parse_filters(items: list[str] | None) -> dict:
     return filters
 
 
+def _paragraph_count(value: str) -> int:
+    """-k: a whole number of paragraphs, at least 1 (argparse reports anything else as a usage error)."""
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of paragraphs, got {value!r}") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {k}")
+    return k
+
+
 def _load_mapping(path: str | None) -> dict | None:
     """The checked --mapping JSON (a RagError, printed as "rag: cannot read mapping …", when bad)."""
     if not path:
@@ -137,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def query_args(p):
         p.add_argument("question")
-        p.add_argument("-k", type=int, default=5, help="number of paragraphs (default: %(default)s)")
+        p.add_argument("-k", type=_paragraph_count, default=5, help="number of paragraphs (default: %(default)s)")
         p.add_argument("--mode", choices=("hybrid", "bm25", "dense"), default="hybrid")
         p.add_argument("--filter", action="append", metavar="KEY=VALUE",
                        help="doc_id, path_prefix, issuer, year, date_from, date_to (repeatable)")
@@ -190,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure build time, query latency and memory")
     p.add_argument("target", choices=("corpus", "tipdm", "ncp", "incremental", "answer"))
     p.add_argument("--queries", type=int, default=50)
+    p.add_argument("--corpus", choices=("reference", "tipdm", "ncp"), default="reference",
+                   help="answer: the eval corpus whose questions are timed (default: %(default)s)")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_bench)
     return parser

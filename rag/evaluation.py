@@ -112,7 +112,8 @@ def _cmrc_paragraphs() -> list[dict]:
 
 
 def cmrc_items() -> list[EvalItem]:
-    """The 1,002 CMRC trial questions as eval items over the 256 paragraphs (one document each)."""
+    """The CMRC trial questions as eval items over the 256 paragraphs (one document each); the source's two
+    blank questions are left out (1,000 of 1,002)."""
     import hashlib
 
     paragraphs = _cmrc_paragraphs()
@@ -122,7 +123,7 @@ def cmrc_items() -> list[EvalItem]:
     for p in paragraphs:
         for qa in p["qas"]:
             answers = list(dict.fromkeys(a["text"].strip() for a in qa["answers"] if a["text"].strip()))
-            if not answers:
+            if not answers or not qa["question"].strip():
                 continue
             items.append(EvalItem(id=qa["id"], question=qa["question"], answers=answers,
                                   doc_id=f"{CMRC_CORPUS_FILE}#{p['id']}", evidence=answers[0], kind="cmrc",
@@ -626,13 +627,15 @@ def retrieval_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
 
 
 def answer_table(result: EvalResult) -> tuple[list[str], list[list[str]]]:
-    """Answer accuracy and abstention per group, in the answer mode."""
-    header = ["group", "answerable", "accuracy", "negatives", "abstained", "false answers", "answer p50 ms", "p95 ms"]
+    """Answer accuracy, wrong answers among those given, and abstention per group, in the answer mode."""
+    header = ["group", "answerable", "accuracy", "answers given", "wrong", "wrong rate", "negatives", "abstained",
+              "false answers", "answer p50 ms", "p95 ms"]
     rows = []
     for label, m in _groups(result, result.answer_mode):
         if not m.answerable and not m.negatives:
             continue
-        rows.append([label, str(m.answerable), _f(m.answer_accuracy), str(m.negatives), _f(m.abstention),
+        rows.append([label, str(m.answerable), _f(m.answer_accuracy), str(m.answered), str(m.wrong_answers),
+                     _f(m.wrong_rate), str(m.negatives), _f(m.abstention),
                      str(m.false_answers), _ms(m.answer_p50_ms), _ms(m.answer_p95_ms)])
     return header, rows
 
@@ -713,7 +716,8 @@ def format_markdown(result: EvalResult, command: str) -> str:
     lines.append("A retrieval hit is a passage of the gold document that contains the evidence sentence "
                  "(normalised); when the evidence straddles two chunks, a gold passage overlapping it counts. "
                  "An answer is correct when it contains an accepted answer (normalised); negatives must be "
-                 "answered \"not found\".")
+                 "answered \"not found\". The wrong rate is the share of the answers given that are wrong "
+                 "(a wrong value, or any answer to a negative); abstentions are not wrong answers.")
     if len(result.modes) > 1:
         lines += ["", "## Modes side by side", "", markdown_table(*comparison_table(result))]
     lines += ["", "## Retrieval", "", markdown_table(*retrieval_table(result), right_from=1)]

@@ -51,6 +51,8 @@ _CLOCK = r"(?:\s*\d{1,2}(?:时|点)(?:\d{1,2}分)?|\s*\d{1,2}[:：]\d{2})?"
 DATE_RE = re.compile(r"(?<!\d)(?:\d{4}年\d{1,2}月\d{1,2}[日号]" + _CLOCK + r"|\d{4}-\d{1,2}-\d{1,2}|\d{4}年\d{1,2}月(?:[上中下]旬|底|初)?"
                      r"|\d{4}年(?:度|底|初|年底)?|\d{1,2}月\d{1,2}[日号]" + _CLOCK +
                      r"|\d{1,2}月(?:[上中下]旬|底|初)|\d{1,2}[日号](?=[前起后至到—\-~～])|\d{1,2}[:：]\d{2})")
+# a news wire's dateline (新华社呼和浩特2月12日电): the day the report was filed, not a date the text is about
+DATELINE_TAIL_RE = re.compile(r"\s*[电讯](?!话)")
 YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:年度|年)?(?!\d)")
 _HOTLINES = "|".join(sorted(load_data("hotlines.json")["numbers"], key=len, reverse=True))
 # 0311-86901234, (010)12345678, 13912345678, and the national short numbers (12345 …) of rag/data/hotlines.json

@@ -7,8 +7,8 @@ contain an accepted answer? A logistic regression per family (exact, passage) is
 two abstention thresholds are chosen on the same dev questions so that wrong answers stay rare: among the pairs
 whose wrong-answer share of the given answers is at most --max-wrong, the one with the most right answers.
 
-    python scripts/fit_answer_model.py                     # reference, tipdm, ncp and cmrc dev parts
-    python scripts/fit_answer_model.py --sets reference ncp --max-wrong 0.02
+    python scripts/fit_answer_model.py                     # reference, tipdm and ncp dev parts
+    python scripts/fit_answer_model.py --sets reference ncp cmrc --max-wrong 0.02
 
 Features are cached per question set in the user cache (delete it with --fresh), so refits take seconds.
 """
@@ -36,13 +36,17 @@ from rag.qa.score import CONFIDENCE_FEATURES, FAMILIES, FEATURES, add_semantic, 
 from rag.search.model import cache_dir  # noqa: E402
 
 SETS = {"reference": "eval/reference.jsonl", "tipdm": "eval/tipdm.jsonl", "ncp": "eval/ncp.jsonl", "cmrc": CMRC_SET}
+# The government-text sets by default; CMRC (encyclopaedia reading comprehension, another genre) only on request:
+# pooled in, its many sentence answers decide the thresholds for a genre the product does not serve.
+FIT_SETS = ("reference", "tipdm", "ncp")
 L2 = 1.0  # ridge penalty of the logistic regression (on standardised features)
 WRONG_COST = 4.0  # among threshold pairs within the wrong-answer cap, ties are broken by right − 4 × wrong
 
 
 def dev_items(name: str):
     items = cmrc_items() if SETS[name] == CMRC_SET else load_eval_set(EVAL_REPO / SETS[name])
-    return [item for item in items if item.split == "dev"]
+    # questions that only score retrieval (tipdm titles: a gold reply, no answer string) teach the answer nothing
+    return [item for item in items if item.split == "dev" and (item.answers or item.negative)]
 
 
 def question_rows(index, item) -> dict:
@@ -65,7 +69,7 @@ def question_rows(index, item) -> dict:
         label = bool(item.answers) and bool(text) and answer_correct(text, item.answers)
         rows.append({"family": c.family, "x": vector(c.features).tolist(), "y": int(label),
                      "conflict": int(c.conflict), "may": int(may)})
-    return {"id": item.id, "negative": not item.answers, "rows": rows}
+    return {"id": item.id, "negative": item.negative, "rows": rows}
 
 
 def collect(name: str, fresh: bool) -> list[dict]:
@@ -168,10 +172,11 @@ def decisions(questions: list[dict], rankers: dict, confidences: dict) -> list[d
     for q in questions:
         d = {"negative": q["negative"], "exact": [], "passage": None}
         for family in FAMILIES:
-            ranked = ranked_rows(q, family, rankers[family])[:TRY_CANDIDATES]
+            ranked = ranked_rows(q, family, rankers[family])
             if not ranked:
                 continue
-            probs = probabilities(confidences[family], confidence_matrix(ranked))
+            probs = probabilities(confidences[family], confidence_matrix(ranked))[:TRY_CANDIDATES]
+            ranked = ranked[:TRY_CANDIDATES]
             if family == "exact":
                 d["exact"] = [(float(p), r["y"]) for (r, _), p in zip(ranked, probs)]
             else:
@@ -188,11 +193,12 @@ def fit_family(questions: list[dict], family: str) -> tuple[tuple, tuple, dict]:
             groups.append((np.array([r["x"] for r in rows], dtype=float), np.array([r["y"] for r in rows], float)))
     ranker = fit_ranker(groups)
     cx, cy = [], []
-    for q in questions:  # the confidence model learns from what the ranker puts first (and second)
-        ranked = ranked_rows(q, family, ranker)[:2]
-        if ranked:
-            cx.append(confidence_matrix(ranked))
-            cy += [r["y"] for r, _ in ranked]
+    for q in questions:  # the confidence model learns from what the engine may give
+        ranked = ranked_rows(q, family, ranker)
+        if ranked:  # features over the whole ranking (as the engine sees it), rows of the ones it may give
+            top = TRY_CANDIDATES if family == "exact" else 1
+            cx.append(confidence_matrix(ranked)[:top])
+            cy += [r["y"] for r, _ in ranked[:top]]
     confidence = fit_logistic(np.vstack(cx), np.array(cy, dtype=float))
     top1 = sum(ranked_rows(q, family, ranker)[0][0]["y"] for q in questions if ranked_rows(q, family, ranker))
     return ranker, confidence, {"questions": len(groups), "top1_right": int(top1)}
@@ -242,8 +248,8 @@ def _r(a) -> list[float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    parser.add_argument("--max-wrong", type=float, default=0.02, help="largest share of wrong answers among those given")
+    parser.add_argument("--sets", nargs="+", default=list(FIT_SETS), choices=list(SETS))
+    parser.add_argument("--max-wrong", type=float, default=0.04, help="largest share of wrong answers among those given")
     parser.add_argument("--out", default=str(REPO / "rag" / "data" / "answer_model.json"))
     parser.add_argument("--fresh", action="store_true", help="recompute the cached features")
     args = parser.parse_args(argv)

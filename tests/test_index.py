@@ -91,6 +91,29 @@ def test_modes_and_bad_questions(reference_index):
     assert reference_index.search("zzzz qqqq", k=3, mode="bm25") == []
 
 
+@pytest.mark.parametrize("k", [0, -1, 2.5, "3", True, None, 10**6])
+def test_k_outside_one_to_max_is_refused(reference_index, k):
+    with pytest.raises(RagError, match="k must"):
+        reference_index.search(QUESTION, k=k)
+    with pytest.raises(RagError, match="k must"):
+        reference_index.answer(QUESTION, k=k)
+
+
+def test_k_is_what_it_says(reference_index):
+    assert len(reference_index.search(QUESTION, k=1)) == 1
+    assert len(reference_index.answer(QUESTION, k=2).citations) <= 2
+
+
+def test_cli_refuses_k_below_one(capsys):
+    from rag.cli import main
+
+    for bad in ("0", "-1", "2.5"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["ask", QUESTION, "-k", bad])
+        assert exit_.value.code == 2
+        assert "argument -k" in capsys.readouterr().err
+
+
 def test_unknown_document_id_is_refused(reference_index):
     with pytest.raises(RagError):
         reference_index.document("../../etc/passwd")

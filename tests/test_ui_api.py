@@ -185,6 +185,14 @@ def test_unknown_mode_is_a_readable_error(client):
         ask(client, HIGH_TECH_ZH, mode="telepathy")
 
 
+@pytest.mark.parametrize("k", [0, -1, 2.5, "many", 11])
+def test_k_outside_the_slider_is_a_readable_error(client, k):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="k must"):
+        ask(client, HIGH_TECH_ZH, k=k)
+
+
 def test_modes_by_ui_names(client):
     for mode in ("keyword", "semantic", "bm25", "dense"):
         result = ask(client, HIGH_TECH_ZH, mode=mode)

@@ -146,13 +146,19 @@ def resolve_mode(mode: str | None) -> str:
     return MODE_ALIASES[key]
 
 
-def clamp_k(k: Any) -> int:
-    """Number of sources between 1 and MAX_K."""
-    try:
-        value = int(k)
-    except (TypeError, ValueError):
-        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}") from None
-    return min(MAX_K, max(1, value))
+def parse_k(k: Any) -> int:
+    """The number of sources from a request (the slider sends 5.0, a script "5"): a whole number from 1 to MAX_K."""
+    value = k
+    if isinstance(k, str):
+        try:
+            value = float(k.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
+        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    return value
 
 
 def optional_offset(value: Any, name: str) -> int | None:
@@ -206,7 +212,7 @@ class WebChat:
         """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML)."""
         with user_errors():
             resolved = resolve_mode(mode)
-            answer = self.index.answer(question, k=clamp_k(k), mode=resolved, filters=build_filters(doc_id, issuer, year))
+            answer = self.index.answer(question, k=parse_k(k), mode=resolved, filters=build_filters(doc_id, issuer, year))
             return answer_json(answer, resolved)
 
     def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
@@ -234,7 +240,7 @@ class WebChat:
         """Answer the pending question: chat reply, sources panel, first cited document, citation state."""
         with user_errors():
             resolved = resolve_mode(mode)
-            answer = self.index.answer(question, k=clamp_k(k), mode=resolved,
+            answer = self.index.answer(question, k=parse_k(k), mode=resolved,
                                        filters=build_filters(doc_id, issuer, year))
             history = list(history or []) + [
                 {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, resolved)}]

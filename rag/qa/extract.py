@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.patterns import CN_QUANTITY_RE, DATE_RE, DOC_NUMBER_RE, PHONE_RE, QUANTITY_RE, TITLE_RE, unit_of
+from rag.patterns import CN_QUANTITY_RE, DATE_RE, DATELINE_TAIL_RE, DOC_NUMBER_RE, PHONE_RE, QUANTITY_RE, TITLE_RE, unit_of
 from rag.types import Span
 from rag.qa.candidates import _trim
 
@@ -87,7 +87,7 @@ def find_entities(text: str, start: int, end: int, kind: str) -> list[Entity]:
     elif kind == "date":
         titles = _title_spans(text, start, end)
         for m in DATE_RE.finditer(text, start, end):
-            if not _inside(titles, m.start(), m.end()):
+            if not _inside(titles, m.start(), m.end()) and not DATELINE_TAIL_RE.match(text, m.end()):
                 out.append(Entity("date", m.start(), m.end()))
     elif kind in ATTRIBUTE_RES:
         out = [Entity(kind, m.start(), m.end()) for m in ATTRIBUTE_RES[kind].finditer(text, start, end)]
@@ -116,7 +116,7 @@ def find_entities(text: str, start: int, end: int, kind: str) -> list[Entity]:
 def find_enumerations(text: str, start: int, end: int) -> list[Entity]:
     """Runs of 、-separated items (two or more) inside a clause, each trimmed to the items themselves.
 
-    A middle part holding a cue verb starts a new run ("…聚集、资源丰富的地区设立研发机构、众创空间和引才工作站").
+    A middle part holding a cue verb starts a new run ("…学校、在交通便利的地区设立服务站、驿站和咨询点").
     """
     parts = text[start:end].split("、")
     if len(parts) < 2 or re.fullmatch(r"\s*[一二三四五六七八九十\d]+\s*", parts[0]):

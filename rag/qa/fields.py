@@ -35,7 +35,6 @@ SHORT_FIELD_VALUE = 3
 _ABOUT_DOCUMENT = re.compile(r"(这份|本|该|此)?(答复|回复|提案|复函|来文)|\b(reply|response|proposal)\b")
 
 
-
 def asked_fields(info: QuestionInfo) -> list[str]:
     """Metadata keys of the reply that the question asks about (its signer, phone, source…), in DOC_FIELDS order."""
     q = normalize(info.question)
@@ -43,9 +42,14 @@ def asked_fields(info: QuestionInfo) -> list[str]:
     for key, kinds, cue, standalone in DOC_FIELDS:
         if (info.kind not in kinds and not (key == "contact_phone" and info.attribute == "phone")) or not cue.search(q):
             continue
-        if standalone or _ABOUT_DOCUMENT.search(q):
+        if standalone or _ABOUT_DOCUMENT.search(q) or _bare(info, cue):
             keys.append(key)
     return keys
+
+
+def _bare(info: QuestionInfo, cue: re.Pattern) -> bool:
+    """The question names nothing but the field (电话是多少？): it asks about the document found."""
+    return bool(info.terms) and all(cue.search(group[0]) for group in info.terms)
 
 
 def field_candidates(info: QuestionInfo, hits: list[Hit]) -> list[Candidate]:

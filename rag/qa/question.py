@@ -1,7 +1,7 @@
 """Question analysis: what kind of answer is asked for, about what, and under which constraints.
 
 The answer engine (rag/qa/) uses this to tell competing figures apart: "新增" vs "总数", 2023 vs 2022,
-"其中电子信息领域" only when the question names that field, "多少家" vs "多少个".
+"其中X领域" only when the question names that field, "多少家" vs "多少个".
 """
 from __future__ import annotations
 
@@ -117,6 +117,11 @@ def _segmenter():
     from rag.search.tokenize import segmenter
 
     return segmenter(USER_WORDS, freq=USER_WORD_FREQ)
+
+
+def segment(text: str) -> list[str]:
+    """Words of a Chinese text, cut as the questions are."""
+    return _segmenter().lcut(text)
 
 
 def detect_kind(question: str, language: str) -> str:
@@ -242,7 +247,7 @@ def _en_terms(text: str) -> tuple[list[tuple[str, ...]], list[str], int]:
 
 
 def _fields(text: str, language: str, tokens: list[tuple[int, str, bool]]) -> list[str]:
-    """Fields a question restricts to: the content word right before 领域/产业/行业 (电子信息领域)."""
+    """Fields a question restricts to: the content word right before 领域/产业/行业 (网络安全领域)."""
     if language == "en":
         return []
     words = [w for _, w, _ in tokens]
@@ -375,9 +380,9 @@ _CJK_ONLY = re.compile(r"[\u4e00-\u9fff]+")
 
 
 def merge_compounds(info: QuestionInfo, hits: list[Hit]) -> QuestionInfo:
-    """Adjacent question words that a retrieved paragraph writes together become one term (人才+绿卡 → 人才绿卡).
+    """Adjacent question words that a retrieved paragraph writes together become one term (安全+生产 → 安全生产).
 
-    jieba cuts rare compounds into common words; matched apart, 人才…规定 elsewhere would pass for 人才绿卡.
+    jieba cuts rare compounds into common words; matched apart, 安全…生产 apart would pass for 安全生产.
     The pieces stay as sub-words (all of them must be found for partial credit).
     """
     if info.language != "zh" or len(info.sequence) < 2:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MAX_QUESTION_CHARS = 1000  # longer questions are cut for retrieval; 5,000-character pastes stay answerable
+MAX_K = 1000  # paragraphs one request may ask for (a cap on the work one request can cause)
 STORE_FILES = ("documents.json", "chunks.json", "vectors.faiss")
 
 
@@ -184,7 +185,7 @@ class Index:
         question = _clean_question(question)
         if mode not in MODES:
             raise RagError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-        k = max(1, int(k))
+        k = check_k(k)
         filters = check_filters(filters)
         mask = self._mask(filters)
         depth = max(FUSION_DEPTH, k)
@@ -218,6 +219,7 @@ class Index:
         from rag.qa import answer_question
 
         started = time.perf_counter()
+        k = check_k(k)
         info, hits = self.answer_inputs(question, k=k, mode=mode, filters=filters)
         result = answer_question(info, hits, embedder=self.embedder)
         result.question = question
@@ -268,6 +270,15 @@ def keyword_query(question: str) -> str:
     info = analyze(question)
     chinese = [term for group in info.terms for term in group if has_cjk(term)]
     return " ".join([question, *chinese])
+
+
+def check_k(k: Any) -> int:
+    """k is the number of paragraphs asked for: a whole number from 1 to MAX_K, never silently changed."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    if not 1 <= k <= MAX_K:
+        raise RagError(f"k must be from 1 to {MAX_K}, got {k}")
+    return int(k)
 
 
 def _clean_question(question: str) -> str:
