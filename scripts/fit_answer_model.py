@@ -31,7 +31,7 @@ from rag.evaluation import CMRC_SET, REPO as EVAL_REPO, answer_correct, corpus_i
 from rag.qa.candidates import pieces_of  # noqa: E402
 from rag.qa.compose import compose, compose_sentence  # noqa: E402
 from rag.qa.pipeline import TRY_CANDIDATES, _passage_may_answer  # noqa: E402
-from rag.qa.question import merge_compounds  # noqa: E402
+from rag.qa.grounding import ground_terms  # noqa: E402
 from rag.qa.score import CONFIDENCE_FEATURES, FAMILIES, FEATURES, add_semantic, candidates, confidence_rows, vector  # noqa: E402
 from rag.search.model import cache_dir  # noqa: E402
 
@@ -52,7 +52,7 @@ def dev_items(name: str):
 def question_rows(index, item) -> dict:
     """Features and labels of every candidate of one question (family, vector, label, conflict, may_answer)."""
     info, hits = index.answer_inputs(item.question, k=5)
-    info = merge_compounds(info, hits)
+    info = ground_terms(info, hits)
     cands = candidates(info, hits, pieces_of(hits))
     add_semantic(info, hits, cands, index.embedder)
     rows = []

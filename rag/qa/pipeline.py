@@ -17,7 +17,8 @@ from dataclasses import replace
 from rag.qa.candidates import pieces_of
 from rag.qa.compose import Composed, compose, compose_sentence
 from rag.qa.fields import field_candidates
-from rag.qa.question import QuestionInfo, analyze, merge_compounds
+from rag.qa.grounding import ground_terms
+from rag.qa.question import QuestionInfo, analyze
 from rag.qa.score import Candidate, add_semantic, apply_models, candidates, threshold
 from rag.qa.verify import is_faithful
 from rag.patterns import CN_QUANTITY_RE
@@ -36,7 +37,7 @@ NOT_FOUND_TEXT = {
 
 def rank_candidates(question: str | QuestionInfo, hits: list[Hit], embedder=None) -> list[Candidate]:
     """Every candidate of the top hits with its features and probability, best first (fields first of all)."""
-    info = question if isinstance(question, QuestionInfo) else merge_compounds(analyze(question), hits)
+    info = question if isinstance(question, QuestionInfo) else ground_terms(analyze(question), hits)
     cands = candidates(info, hits, pieces_of(hits))
     add_semantic(info, hits, cands, embedder)
     return field_candidates(info, hits) + apply_models(cands)
@@ -45,7 +46,7 @@ def rank_candidates(question: str | QuestionInfo, hits: list[Hit], embedder=None
 def answer_question(question: str | QuestionInfo, hits: list[Hit], embedder=None) -> Answer:
     """The best verified answer of the hits, a quoted passage when no exact value qualifies, or not-found."""
     started = time.perf_counter()
-    info = merge_compounds(question if isinstance(question, QuestionInfo) else analyze(question), hits)
+    info = ground_terms(question if isinstance(question, QuestionInfo) else analyze(question), hits)
     if not hits:
         return _not_found(info, hits, started)
     ranked = rank_candidates(info, hits, embedder)
