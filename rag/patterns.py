@@ -47,7 +47,7 @@ QUANTITY_RE = re.compile(rf"(?<![A-Za-z0-9.\-]){FIGURE}(?:{FIGURE})*")
 _CN_COUNT_UNITS = "|".join(map(re.escape, sorted((u for u in _UNITS["count"] if len(u) <= 2), key=len, reverse=True)))
 CN_QUANTITY_RE = re.compile(r"(?<![一二两三四五六七八九十百千万第])(?:[二三四五六七八九]?十[一二三四五六七八九]?|[两三四五六七八九])"
                             rf"(?:{_CN_COUNT_UNITS})")
-_CLOCK = r"(?:\s*\d{1,2}(?:时|点)(?:\d{1,2}分)?|\s*\d{1,2}[:：]\d{2})?"
+_CLOCK = (r"(?:\s*(?:上午|下午|中午|晚上|凌晨|早上)?\s*(?:\d{1,2}(?:时|点)(?:\d{1,2}分|半)?|\d{1,2}[:：]\d{2}时?))?")
 DATE_RE = re.compile(r"(?<!\d)(?:\d{4}年\d{1,2}月\d{1,2}[日号]" + _CLOCK + r"|\d{4}-\d{1,2}-\d{1,2}|\d{4}年\d{1,2}月(?:[上中下]旬|底|初)?"
                      r"|\d{4}年(?:度|底|初|年底)?|\d{1,2}月\d{1,2}[日号]" + _CLOCK +
                      r"|\d{1,2}月(?:[上中下]旬|底|初)|\d{1,2}[日号](?=[前起后至到—\-~～])|\d{1,2}[:：]\d{2})")

@@ -234,9 +234,18 @@ class Index:
         from rag.qa import CANDIDATE_HITS
         from rag.qa.question import analyze
 
+        from rag.qa.grounding import ground_english
+
         cleaned = _clean_question(question)
-        hits = self.search(cleaned, k=max(k, CANDIDATE_HITS), mode=mode, filters=filters)
+        depth = max(k, CANDIDATE_HITS)
+        hits = self.search(cleaned, k=depth, mode=mode, filters=filters)
         info = analyze(cleaned)
+        if info.language == "en" and info.unmatched and mode != "dense":
+            # names and words the lexicon lacks, found in the first passages (景蓉华苑 for Jingronghuayuan),
+            # search again with them: BM25 cannot match an English word against Chinese text
+            found = [group[0] for group in ground_english(info, hits).terms if group not in info.terms]
+            if found:
+                hits = self.search(" ".join([cleaned, *found]), k=depth, mode=mode, filters=filters)
         return info, hits + self._field_hits(info, hits)
 
     def _field_hits(self, info, hits: list[Hit]) -> list[Hit]:
