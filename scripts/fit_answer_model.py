@@ -32,7 +32,8 @@ from rag.qa.candidates import pieces_of  # noqa: E402
 from rag.qa.compose import compose, compose_sentence  # noqa: E402
 from rag.qa.pipeline import TRY_CANDIDATES, _passage_may_answer  # noqa: E402
 from rag.qa.grounding import ground_terms  # noqa: E402
-from rag.qa.score import CONFIDENCE_FEATURES, FAMILIES, FEATURES, add_semantic, candidates, confidence_rows, vector  # noqa: E402
+from rag.qa.score import (CONFIDENCE_FEATURES, FAMILIES, FEATURES, add_semantic, agreement, candidates,  # noqa: E402
+                          confidence_rows, sentence_key, vector)
 from rag.search.model import cache_dir  # noqa: E402
 
 SETS = {"reference": "eval/reference.jsonl", "tipdm": "eval/tipdm.jsonl", "ncp": "eval/ncp.jsonl", "cmrc": CMRC_SET}
@@ -68,7 +69,7 @@ def question_rows(index, item) -> dict:
             may = _passage_may_answer(info, hits, c)
         label = bool(item.answers) and bool(text) and answer_correct(text, item.answers)
         rows.append({"family": c.family, "x": vector(c.features).tolist(), "y": int(label),
-                     "conflict": int(c.conflict), "may": int(may)})
+                     "conflict": int(c.conflict), "may": int(may), "sent": list(sentence_key(c))})
     return {"id": item.id, "negative": item.negative, "rows": rows}
 
 
@@ -161,9 +162,19 @@ def ranked_rows(q: dict, family: str, ranker: tuple) -> list[tuple[dict, float]]
     return [(rows[i], float(scores[i])) for i in order]
 
 
-def confidence_matrix(ranked: list[tuple[dict, float]]) -> np.ndarray:
-    feats = [dict(zip(FEATURES, r["x"])) for r, _ in ranked]
+def confidence_matrix(ranked: list[tuple[dict, float]], family: str, tops: dict) -> np.ndarray:
+    """CONFIDENCE_FEATURES of a family's ranked rows, as rag.qa.score.apply_models computes them."""
+    feats = [dict(zip(FEATURES, r["x"]), agrees=agreement(family, tuple(r["sent"]), tops)) for r, _ in ranked]
     return confidence_rows(feats, np.array([s for _, s in ranked]))
+
+
+def top_sentences(q: dict, rankers: dict) -> dict:
+    """The sentence of each family's best candidate (the agreement feature compares them)."""
+    tops = {}
+    for family in FAMILIES:
+        ranked = ranked_rows(q, family, rankers[family])
+        tops[family] = tuple(ranked[0][0]["sent"]) if ranked else None
+    return tops
 
 
 def decisions(questions: list[dict], rankers: dict, confidences: dict) -> list[dict]:
@@ -171,11 +182,12 @@ def decisions(questions: list[dict], rankers: dict, confidences: dict) -> list[d
     out = []
     for q in questions:
         d = {"negative": q["negative"], "exact": [], "passage": None}
+        tops = top_sentences(q, rankers)
         for family in FAMILIES:
             ranked = ranked_rows(q, family, rankers[family])
             if not ranked:
                 continue
-            probs = probabilities(confidences[family], confidence_matrix(ranked))[:TRY_CANDIDATES]
+            probs = probabilities(confidences[family], confidence_matrix(ranked, family, tops))[:TRY_CANDIDATES]
             ranked = ranked[:TRY_CANDIDATES]
             if family == "exact":
                 d["exact"] = [(float(p), r["y"]) for (r, _), p in zip(ranked, probs)]
@@ -185,23 +197,31 @@ def decisions(questions: list[dict], rankers: dict, confidences: dict) -> list[d
     return out
 
 
-def fit_family(questions: list[dict], family: str) -> tuple[tuple, tuple, dict]:
+def fit_family_ranker(questions: list[dict], family: str) -> tuple:
+    """The listwise ranker of one family over every question's candidates."""
     groups = []
     for q in questions:
         rows = [r for r in q["rows"] if r["family"] == family and not r["conflict"]]
         if rows:
             groups.append((np.array([r["x"] for r in rows], dtype=float), np.array([r["y"] for r in rows], float)))
-    ranker = fit_ranker(groups)
+    return fit_ranker(groups)
+
+
+def fit_confidence(questions: list[dict], family: str, rankers: dict) -> tuple[tuple, dict]:
+    """The confidence model of one family, learnt from what the engine may give: its top candidates, with
+    features over the whole ranking (as the engine sees it)."""
     cx, cy = [], []
-    for q in questions:  # the confidence model learns from what the engine may give
-        ranked = ranked_rows(q, family, ranker)
-        if ranked:  # features over the whole ranking (as the engine sees it), rows of the ones it may give
+    top1 = answered = 0
+    for q in questions:
+        ranked = ranked_rows(q, family, rankers[family])
+        if ranked:
             top = TRY_CANDIDATES if family == "exact" else 1
-            cx.append(confidence_matrix(ranked)[:top])
+            cx.append(confidence_matrix(ranked, family, top_sentences(q, rankers))[:top])
             cy += [r["y"] for r, _ in ranked[:top]]
+            top1 += ranked[0][0]["y"]
+            answered += 1
     confidence = fit_logistic(np.vstack(cx), np.array(cy, dtype=float))
-    top1 = sum(ranked_rows(q, family, ranker)[0][0]["y"] for q in questions if ranked_rows(q, family, ranker))
-    return ranker, confidence, {"questions": len(groups), "top1_right": int(top1)}
+    return confidence, {"questions": answered, "top1_right": int(top1)}
 
 
 def probabilities(model: tuple, x: np.ndarray) -> np.ndarray:
@@ -264,7 +284,9 @@ def main(argv=None) -> int:
         print(f"{name}: {len(rows)} dev questions", file=sys.stderr)
     rankers, confidences, counts = {}, {}, {}
     for family in FAMILIES:
-        rankers[family], confidences[family], counts[family] = fit_family(questions, family)
+        rankers[family] = fit_family_ranker(questions, family)
+    for family in FAMILIES:
+        confidences[family], counts[family] = fit_confidence(questions, family, rankers)
     decided = decisions(questions, rankers, confidences)
     t_exact, t_passage, (right, wrong, none) = choose_thresholds(decided, args.max_wrong)
     by_set = {}

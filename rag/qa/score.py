@@ -79,7 +79,7 @@ class Candidate:
 CONFIDENCE_FEATURES = ("score", "margin", "gap", "coverage", "coverage_clause", "semantic", "head_clause",
                        "unit_match", "kind_fit", "english", "rank", "hit_score", "year_match", "label",
                        "label_extra", "field_mismatch", "scope_mismatch", "qualifier_match", "unmatched", "length",
-                       "candidates")
+                       "agrees", "candidates")
 
 
 @dataclass
@@ -151,26 +151,42 @@ def confidence_rows(features: list[dict[str, float]], scores: np.ndarray) -> np.
     return np.asarray(rows, dtype=float).reshape(len(features), len(CONFIDENCE_FEATURES))
 
 
-def rank_family(cands: list[Candidate], model: FamilyModel) -> list[Candidate]:
-    """The candidates of one family, best first, each with its confidence in `prob`."""
+def order_family(cands: list[Candidate], model: FamilyModel) -> tuple[list[Candidate], np.ndarray]:
+    """The candidates of one family, best first, with their ranker scores."""
     if not cands:
-        return []
+        return [], np.zeros(0)
     scores = model.scores(np.stack([vector(c.features) for c in cands]))
     order = np.argsort(-scores, kind="stable")
-    ranked = [cands[i] for i in order]
-    probs = model.confidence(confidence_rows([c.features for c in ranked], scores[order]))
-    for c, p in zip(ranked, probs):
-        c.prob = float(p)
-    return ranked
+    return [cands[i] for i in order], scores[order]
+
+
+def sentence_key(c: Candidate) -> tuple[int, int]:
+    return c.piece.hit, c.piece.sent_start
+
+
+def agreement(family: str, key: tuple[int, int], tops: dict[str, tuple[int, int] | None]) -> float:
+    """1 when the other family's best candidate stands in the same sentence: two rankings point at it."""
+    other = tops.get("passage" if family == "exact" else "exact")
+    return 1.0 if other is not None and tuple(key) == tuple(other) else 0.0
 
 
 def apply_models(cands: list[Candidate]) -> list[Candidate]:
-    """Every family's candidates ranked and given their confidence; the families in FAMILIES order."""
+    """Every family's candidates ranked and given their confidence (`prob`); the families in FAMILIES order."""
     fitted = models()
+    ranked = {family: order_family([c for c in cands if c.family == family and not c.conflict], fitted[family])
+              for family in FAMILIES}
+    tops = {family: sentence_key(r[0]) if r else None for family, (r, _) in ranked.items()}
     out: list[Candidate] = []
     for family in FAMILIES:
-        eligible = [c for c in cands if c.family == family and not c.conflict]
-        out += rank_family(eligible, fitted[family])
+        family_cands, scores = ranked[family]
+        if not family_cands:
+            continue
+        for c in family_cands:
+            c.features["agrees"] = agreement(family, sentence_key(c), tops)
+        probs = fitted[family].confidence(confidence_rows([c.features for c in family_cands], scores))
+        for c, p in zip(family_cands, probs):
+            c.prob = float(p)
+        out += family_cands
     return out
 
 
