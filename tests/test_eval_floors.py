@@ -1,7 +1,9 @@
-"""Quality floors on eval/reference.jsonl (hybrid mode, real reference index); see eval/REPORT.md for the numbers.
+"""Quality floors on the test part of eval/reference.jsonl (hybrid mode, real reference index); see
+eval/REPORT.md for the numbers.
 
-The floors sit just under the measured figures: a change to chunking, retrieval or answering that loses
-quality fails here with the list of questions that broke.
+Nothing is tuned or fitted on the test part (scripts/fit_answer_model.py reads dev questions only). The floors
+sit just under the figures measured on 2026-12-04 (hit@3 0.986, accuracy 0.589, wrong rate 0.044, no negative
+answered): a change to chunking, retrieval or answering that loses quality fails here with the questions that broke.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from rag import evaluation as ev
 
 EVAL_SET = REPO / "eval" / "reference.jsonl"
 HIT3_FLOOR = 0.95
-ACCURACY_FLOOR = 0.85
+ACCURACY_FLOOR = 0.55
+MAX_WRONG_RATE = 0.07  # wrong answers among the answers given
 MAX_FALSE_ANSWERS = 0
 
 
@@ -26,7 +29,7 @@ def result():
 
     with tempfile.TemporaryDirectory(prefix="rag-floors-") as tmp:
         index = rag.build_index(CORPUS, tmp, progress=False)
-        yield ev.evaluate(EVAL_SET, index=index, mode="hybrid", progress=False)
+        yield ev.evaluate(EVAL_SET, index=index, mode="hybrid", progress=False, split="test")
 
 
 def _listing(rows) -> str:
@@ -38,7 +41,7 @@ def test_eval_set_is_sound(result):
     """Every gold document and evidence sentence exists, so a miss is a retrieval miss, not a typo."""
     broken = [f"{r.id}: {r.note}" for r in result.rows if r.note and r.note not in (ev.STRADDLES, ev.OUTSIDE)]
     assert not broken, "eval set items that can never be hit:\n" + "\n".join(broken)
-    assert result.overall["hybrid"].positives >= 100 and result.overall["hybrid"].negatives >= 10
+    assert result.overall["hybrid"].positives >= 60 and result.overall["hybrid"].negatives >= 5
 
 
 def test_hybrid_hit_at_3(result):
@@ -52,6 +55,13 @@ def test_answer_accuracy(result):
     wrong = [r for r in result.rows if r.answers and not r.correct]
     assert m.answer_accuracy >= ACCURACY_FLOOR, (
         f"answer accuracy {m.answer_accuracy:.3f} < {ACCURACY_FLOOR}; wrong:\n{_listing(wrong)}")
+
+
+def test_wrong_answers_stay_rare(result):
+    m = result.overall["hybrid"]
+    wrong = [r for r in result.rows if r.found and not r.correct]
+    assert m.wrong_rate is not None and m.wrong_rate <= MAX_WRONG_RATE, (
+        f"wrong rate {m.wrong_rate} > {MAX_WRONG_RATE}; wrong:\n{_listing(wrong)}")
 
 
 def test_no_false_answers_on_negatives(result):
