@@ -1,7 +1,10 @@
 """Shared fixtures; the offline switches are set before anything imports transformers or gradio."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -19,6 +22,7 @@ SEED_PATH = CORPUS / SEED_NAME
 SHARED = Path(os.environ.get("RAG_SHARED_DIR", REPO.parent / "shared"))
 TIPDM_XLSX = SHARED / "data" / "tipdm2020_gov_messages" / "messages_and_replies.xlsx"
 NCP_JSONL = SHARED / "data" / "ncp_policies" / "documents.jsonl"
+TIPDM_MAPPING = {"id": "留言编号", "text": "答复意见", "title": "留言主题", "date": "答复时间", "meta": ["留言时间", "留言详情"]}
 
 
 def need_shared(path: Path) -> Path:
@@ -58,3 +62,32 @@ def reference_index(reference_index_dir):
     import rag
 
     return rag.load_index(reference_index_dir)
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag-gov-tests"
+
+
+@pytest.fixture(scope="session")
+def tipdm_index():
+    """The reference reply plus the tipdm replies, built once into a cache folder keyed by the inputs."""
+    import rag
+    from rag.search.model import model_id
+
+    xlsx = need_shared(TIPDM_XLSX)
+    digest = hashlib.sha256()
+    for part in (SEED_PATH.read_bytes(), xlsx.read_bytes(), json.dumps(TIPDM_MAPPING, sort_keys=True).encode(),
+                 model_id(None).encode()):
+        digest.update(hashlib.sha256(part).digest())
+    root = _cache_root() / f"tipdm-{digest.hexdigest()[:16]}"
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    shutil.copy(CORPUS / SEED_NAME, corpus / SEED_NAME)
+    link = corpus / xlsx.name
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(xlsx.resolve())
+    (corpus / (xlsx.name + ".rag.json")).write_text(json.dumps(TIPDM_MAPPING, ensure_ascii=False), encoding="utf-8")
+    # incremental: a second session finds every document unchanged and embeds nothing
+    return rag.build_index(corpus, root / "index", progress=False)

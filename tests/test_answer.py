@@ -7,11 +7,8 @@ reply itself (signer, phone, date…), "known_gap" a case the engine still gets 
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,11 +31,10 @@ from rag.qa import (
 from rag.qa.question import analyze, merge_compounds
 from rag.types import Answer, Hit
 
-from conftest import CORPUS, SEED_NAME, SEED_PATH, TIPDM_XLSX, need_shared
+from conftest import SEED_NAME, SEED_PATH
 
 CASES_PATH = Path(__file__).with_name("answer_cases.jsonl")
 CASES = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
-TIPDM_MAPPING = {"id": "留言编号", "text": "答复意见", "title": "留言主题", "date": "答复时间", "meta": ["留言时间", "留言详情"]}
 
 
 def _case_id(case: dict) -> str:
@@ -315,35 +311,6 @@ def test_answer_to_json_round_trips(ask):
 
 
 # ---- the same questions with 2,816 other replies in the index -------------------------------------------------
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "rag-gov-tests"
-
-
-@pytest.fixture(scope="session")
-def tipdm_index():
-    """The reference reply plus the tipdm replies, built once into a cache folder keyed by the inputs."""
-    import rag
-    from rag.search.model import model_id
-
-    xlsx = need_shared(TIPDM_XLSX)
-    digest = hashlib.sha256()
-    for part in (SEED_PATH.read_bytes(), xlsx.read_bytes(), json.dumps(TIPDM_MAPPING, sort_keys=True).encode(),
-                 model_id(None).encode()):
-        digest.update(hashlib.sha256(part).digest())
-    root = _cache_root() / f"tipdm-{digest.hexdigest()[:16]}"
-    corpus = root / "corpus"
-    corpus.mkdir(parents=True, exist_ok=True)
-    shutil.copy(CORPUS / SEED_NAME, corpus / SEED_NAME)
-    link = corpus / xlsx.name
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(xlsx.resolve())
-    (corpus / (xlsx.name + ".rag.json")).write_text(json.dumps(TIPDM_MAPPING, ensure_ascii=False), encoding="utf-8")
-    # incremental: a second session finds every document unchanged and embeds nothing
-    return rag.build_index(corpus, root / "index", progress=False)
-
-
 @pytest.mark.shared
 def test_tipdm_replies_beside_add_no_wrong_answer(tipdm_index, ask):
     """With 2,816 other replies in the index a reference question may lose its answer (more competing

@@ -68,3 +68,38 @@ def test_no_false_answers_on_negatives(result):
     m = result.overall["hybrid"]
     answered = [r for r in result.rows if r.doc_id is None and not r.answers and r.found]
     assert m.false_answers <= MAX_FALSE_ANSWERS, f"{m.false_answers} negatives answered:\n{_listing(answered)}"
+
+
+# ---- the shared collections' test parts (measured 2026-12-04: tipdm accuracy 0.418, wrong rate 0.068;
+# ncp accuracy 0.583, wrong rate 0.160, 1 of 12 negatives answered) --------------------------------------------
+SHARED_FLOORS = {  # eval set: (accuracy floor, wrong-rate ceiling, false answers allowed)
+    "tipdm": (0.38, 0.10, 0),
+    "ncp": (0.54, 0.20, 1),
+}
+
+
+def _shared_result(name: str, index=None):
+    return ev.evaluate(REPO / "eval" / f"{name}.jsonl", index=index, mode="hybrid", progress=False, split="test")
+
+
+@pytest.fixture(scope="module")
+def tipdm_result(tipdm_index):
+    return _shared_result("tipdm", tipdm_index)  # the tipdm replies (and the reference reply beside them)
+
+
+@pytest.fixture(scope="module")
+def ncp_result(ncp_jsonl):
+    return _shared_result("ncp")  # the eval index of ../shared/data/ncp_policies, built into the user cache
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", sorted(SHARED_FLOORS))
+def test_shared_test_parts_hold_their_floors(name, request):
+    result = request.getfixturevalue(f"{name}_result")
+    m = result.overall["hybrid"]
+    accuracy_floor, max_wrong_rate, max_false = SHARED_FLOORS[name]
+    wrong = [r for r in result.rows if r.found and not r.correct]
+    assert m.answer_accuracy >= accuracy_floor, f"{name} answer accuracy {m.answer_accuracy:.3f} < {accuracy_floor}"
+    assert m.wrong_rate is not None and m.wrong_rate <= max_wrong_rate, (
+        f"{name} wrong rate {m.wrong_rate:.3f} > {max_wrong_rate}; wrong:\n{_listing(wrong)}")
+    assert m.false_answers <= max_false, f"{name}: {m.false_answers} negatives answered"
