@@ -3,12 +3,15 @@
 
 For every dev question the index retrieves its passages exactly as `Index.answer` does; every candidate the engine
 makes (a typed value in a clause, or a sentence) gets its features and a label: does the answer it would give
-contain an accepted answer? A logistic regression per family (exact, passage) is fitted on those labels; then the
-two abstention thresholds are chosen on the same dev questions so that wrong answers stay rare: among the pairs
-whose wrong-answer share of the given answers is at most --max-wrong, the one with the most right answers.
+contain an accepted answer? Per family (exact, passage) a listwise ranker orders the candidates (taught also by
+the --rank-sets, CMRC by default) and a logistic confidence model reads the ranked candidates; then the two
+abstention thresholds are chosen on the dev questions so that wrong answers stay rare: among the pairs whose
+wrong-answer share is within a cap, the one with the most right answers. The cap and the confidence models'
+ridge penalty are chosen by two-fold cross-validation on the dev questions, so that the wrong rate on questions
+the thresholds were not chosen on stays within --target-wrong.
 
-    python scripts/fit_answer_model.py                     # reference, tipdm and ncp dev parts
-    python scripts/fit_answer_model.py --sets reference ncp cmrc --max-wrong 0.02
+    python scripts/fit_answer_model.py                     # reference, tipdm and ncp dev parts (+ cmrc rankers)
+    python scripts/fit_answer_model.py --sets reference ncp --rank-sets --target-wrong 0.05
 
 Features are cached per question set in the user cache (delete it with --fresh), so refits take seconds.
 """
@@ -40,8 +43,13 @@ SETS = {"reference": "eval/reference.jsonl", "tipdm": "eval/tipdm.jsonl", "ncp":
 # The government-text sets by default; CMRC (encyclopaedia reading comprehension, another genre) only on request:
 # pooled in, its many sentence answers decide the thresholds for a genre the product does not serve.
 FIT_SETS = ("reference", "tipdm", "ncp")
-L2 = 1.0  # ridge penalty of the logistic regression (on standardised features)
+L2 = 1.0  # ridge penalty of the rankers (on standardised features)
 WRONG_COST = 4.0  # among threshold pairs within the wrong-answer cap, ties are broken by right − 4 × wrong
+# Chosen by cross-validation on the dev questions (see cross_validate): the confidence models' ridge penalty and
+# the in-sample wrong-answer cap that keep the out-of-fold wrong rate within --target-wrong.
+CONFIDENCE_L2_GRID = (1.0, 10.0, 30.0, 100.0, 300.0)
+MAX_WRONG_GRID = (0.005, 0.01, 0.02, 0.03, 0.04)
+CV_SEEDS = 3  # two-fold splits, each seed another shuffle
 
 
 def dev_items(name: str):
@@ -207,7 +215,7 @@ def fit_family_ranker(questions: list[dict], family: str) -> tuple:
     return fit_ranker(groups)
 
 
-def fit_confidence(questions: list[dict], family: str, rankers: dict) -> tuple[tuple, dict]:
+def fit_confidence(questions: list[dict], family: str, rankers: dict, l2: float = L2) -> tuple[tuple, dict]:
     """The confidence model of one family, learnt from what the engine may give: its top candidates, with
     features over the whole ranking (as the engine sees it)."""
     cx, cy = [], []
@@ -220,7 +228,7 @@ def fit_confidence(questions: list[dict], family: str, rankers: dict) -> tuple[t
             cy += [r["y"] for r, _ in ranked[:top]]
             top1 += ranked[0][0]["y"]
             answered += 1
-    confidence = fit_logistic(np.vstack(cx), np.array(cy, dtype=float))
+    confidence = fit_logistic(np.vstack(cx), np.array(cy, dtype=float), l2=l2)
     return confidence, {"questions": answered, "top1_right": int(top1)}
 
 
@@ -262,6 +270,38 @@ def choose_thresholds(decided: list[dict], max_wrong: float) -> tuple[float, flo
     return best[1], best[2], best[3]
 
 
+def cross_validate(questions: list[dict], rank_only: list[dict], target_wrong: float) -> tuple[float, float, dict]:
+    """(confidence L2, in-sample wrong cap) whose thresholds, chosen on one half of the dev questions, give the
+    most right answers on the other half with an out-of-fold wrong rate within target_wrong (two folds, CV_SEEDS
+    shuffles); when no pair reaches the target, the pair with the lowest out-of-fold wrong rate."""
+    import random
+
+    totals = {(l2, cap): [0, 0, 0] for l2 in CONFIDENCE_L2_GRID for cap in MAX_WRONG_GRID}
+    for seed in range(CV_SEEDS):
+        shuffled = questions[:]
+        random.Random(seed).shuffle(shuffled)
+        halves = shuffled[::2], shuffled[1::2]
+        for train, held_out in (halves, halves[::-1]):
+            rankers = {f: fit_family_ranker(train + rank_only, f) for f in FAMILIES}
+            for l2 in CONFIDENCE_L2_GRID:
+                confidences = {f: fit_confidence(train, f, rankers, l2)[0] for f in FAMILIES}
+                in_sample, out = decisions(train, rankers, confidences), decisions(held_out, rankers, confidences)
+                for cap in MAX_WRONG_GRID:
+                    t_exact, t_passage, _ = choose_thresholds(in_sample, cap)
+                    result = outcome(out, t_exact, t_passage)
+                    totals[(l2, cap)] = [a + b for a, b in zip(totals[(l2, cap)], result)]
+
+    def rate(key):
+        right, wrong, _ = totals[key]
+        return wrong / (right + wrong) if right + wrong else 0.0
+
+    within = [key for key in totals if rate(key) <= target_wrong]
+    best = max(within, key=lambda k: (totals[k][0], -rate(k))) if within else min(totals, key=rate)
+    table = {f"l2={l2:g} cap={cap:g}": {"right": r, "wrong": w, "abstained": n, "wrong_rate": round(rate((l2, cap)), 4)}
+             for (l2, cap), (r, w, n) in totals.items()}
+    return best[0], best[1], table
+
+
 def _r(a) -> list[float]:
     return np.asarray(a, dtype=float).round(6).tolist()
 
@@ -269,7 +309,11 @@ def _r(a) -> list[float]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(FIT_SETS), choices=list(SETS))
-    parser.add_argument("--max-wrong", type=float, default=0.04, help="largest share of wrong answers among those given")
+    parser.add_argument("--rank-sets", nargs="*", default=["cmrc"], choices=list(SETS),
+                        help="dev sets that teach only the rankers, not the confidence or the thresholds "
+                             "(default: cmrc, whose many questions help ordering but not calibration)")
+    parser.add_argument("--target-wrong", type=float, default=0.03,
+                        help="largest out-of-fold share of wrong answers among those given (cross-validated)")
     parser.add_argument("--out", default=str(REPO / "rag" / "data" / "answer_model.json"))
     parser.add_argument("--fresh", action="store_true", help="recompute the cached features")
     args = parser.parse_args(argv)
@@ -282,13 +326,21 @@ def main(argv=None) -> int:
             q["set"] = name
         questions += rows
         print(f"{name}: {len(rows)} dev questions", file=sys.stderr)
+    rank_only: list[dict] = []
+    for name in [n for n in args.rank_sets if n not in args.sets]:
+        rows = collect(name, args.fresh)
+        per_set[f"{name} (rankers only)"] = len(rows)
+        rank_only += rows
+    conf_l2, max_wrong, cv_table = cross_validate(questions, rank_only, args.target_wrong)
+    print(f"cross-validated: confidence l2 {conf_l2:g}, in-sample wrong cap {max_wrong:g} "
+          f"(out of fold: {cv_table[f'l2={conf_l2:g} cap={max_wrong:g}']})", file=sys.stderr)
     rankers, confidences, counts = {}, {}, {}
     for family in FAMILIES:
-        rankers[family] = fit_family_ranker(questions, family)
+        rankers[family] = fit_family_ranker(questions + rank_only, family)
     for family in FAMILIES:
-        confidences[family], counts[family] = fit_confidence(questions, family, rankers)
+        confidences[family], counts[family] = fit_confidence(questions, family, rankers, conf_l2)
     decided = decisions(questions, rankers, confidences)
-    t_exact, t_passage, (right, wrong, none) = choose_thresholds(decided, args.max_wrong)
+    t_exact, t_passage, (right, wrong, none) = choose_thresholds(decided, max_wrong)
     by_set = {}
     for name in args.sets:
         subset = [d for d, q in zip(decided, questions) if q["set"] == name]
@@ -297,8 +349,9 @@ def main(argv=None) -> int:
     model = {
         "_source": ("Fitted by scripts/fit_answer_model.py on the dev parts of the eval sets (never a test part); "
                     "do not edit by hand, rerun the script."),
-        "fitted": {"date": dt.date.today().isoformat(), "sets": per_set, "max_wrong": args.max_wrong,
-                   "l2": L2, "candidates": counts, "dev_outcome": by_set,
+        "fitted": {"date": dt.date.today().isoformat(), "sets": per_set, "target_wrong": args.target_wrong,
+                   "max_wrong": max_wrong, "ranker_l2": L2, "confidence_l2": conf_l2, "cross_validation": cv_table,
+                   "candidates": counts, "dev_outcome": by_set,
                    "command": "python scripts/fit_answer_model.py " + " ".join(sys.argv[1:])},
         "features": list(FEATURES),
         "confidence_features": list(CONFIDENCE_FEATURES),
