@@ -709,7 +709,8 @@ def format_text(result: EvalResult) -> str:
 
 def format_markdown(result: EvalResult, command: str) -> str:
     """The Markdown report: the command, the tables and the failed questions."""
-    lines = ["# Evaluation report", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}.", "",
+    part = {"test": "test parts", "dev": "dev parts", "all": "dev and test parts"}.get(result.split, result.split)
+    lines = [f"# Evaluation report ({part})", "", f"Produced by `{command}` on {time.strftime('%Y-%m-%d %H:%M')}.", "",
              REGENERATE_NOTE, ""]
     lines += [f"- {line}" for line in _summary_lines(result)]
     lines.append("")
