@@ -35,6 +35,10 @@ _GENERIC_COUNT = frozenset(_UNITS["generic_count"])
 QUESTION_UNIT_WORDS: dict[str, str] = dict(_UNITS["question_words"])
 
 UNIT_ALT = "|".join(map(re.escape, sorted(UNITS, key=len, reverse=True)))  # 人次 before 人, 个百分点 before 个
+# what may follow a number in running text, longest first: every unit, 年度/年/月/日/号 and the magnitudes 万/亿
+# (chunking never cuts inside such a figure; BM25 keeps it as one token)
+NUMBER_TAIL_ALT = "|".join(map(re.escape, sorted({*UNITS, *MAGNITUDES, "年度", "年", "月", "日", "号", "%", "％"},
+                                                   key=len, reverse=True)))
 NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _MAGNITUDE_ALT = "|".join(map(re.escape, sorted(MAGNITUDES, key=len, reverse=True)))
 _APPROX = r"(?:余|多|左右)?"
@@ -65,7 +69,7 @@ BATCH_RE = re.compile(r"第[一二三四五六七八九十百\d]+(?:批|届|次|
 
 
 def unit_of(figure: str) -> str:
-    """The unit a figure ends with, the longest that fits (两批次 → 批次, not 次; 15日内 → 日)."""
+    """The unit a figure ends with, the longest that fits (三批次 → 批次, not 次; 15日内 → 日)."""
     figure = re.sub(r"(?:余|多|左右|内|以内|之内)$", "", figure.strip())
     return max((u for u in (*UNITS, *_DATE_UNITS) if figure.endswith(u)), key=len, default="")
 

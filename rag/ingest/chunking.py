@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from rag.patterns import NUMBER_TAIL_ALT
 from rag.types import Chunk, Document
 
 Range = tuple[int, int]
 
 # Default sizes; index.py stores this with the index so a change here triggers re-chunking.
-CHUNK_CONFIG = {"target_chars": 300, "max_chars": 400, "min_chars": 60, "overlap": 40, "version": 1}
+CHUNK_CONFIG = {"target_chars": 300, "max_chars": 400, "min_chars": 60, "overlap": 40, "version": 2}
 
 _CN_NUM = "[一二三四五六七八九十百零〇]+"
 # (level, marker regex); the marker must begin a line, follow whitespace, or follow a sentence end.
@@ -54,10 +55,7 @@ SEPARATORS: list[str] = [
 ]
 _SEPARATOR_RES = [re.compile(s) for s in SEPARATORS if s]
 
-_UNITS = (
-    "万亿元|亿元|万元|千元|元|万人|人次|余人|万户|家|个|项|人|名|场|次|年度|年|月|日|号|户|所|件|台|吨|"
-    "平方米|平方公里|公里|千米|米|亩|倍|天|批|位|篇|条|期|届|种|类|支|座|辆|册|份|套|间|处|岁|小时|分钟|万|亿|%|％"
-)
+_UNITS = NUMBER_TAIL_ALT
 # Spans a cut must never fall inside: numbers, dates, phone and document numbers, Latin words.
 PROTECTED_RE = re.compile(
     r"[\u4e00-\u9fff]{0,8}[〔\[［【(（]\d{4}[〕\]］】)）]\s*第?\d+号"

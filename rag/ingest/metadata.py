@@ -307,7 +307,7 @@ _CONTACT_KEY_TAIL = re.compile(r"[\s,;、:]*(?:联系)?(?:电话|手机|方式)?
 
 
 def _contact(value: str) -> dict[str, str]:
-    """'侯彦波,0311-85057592' or '李四 联系电话:0311-…' → contact_person and contact_phone."""
+    """'张三,0311-12345678' or '李四 联系电话:0311-…' → contact_person and contact_phone."""
     out: dict[str, str] = {}
     norm = normalize(value)
     phone = _PHONE_RE.search(norm)

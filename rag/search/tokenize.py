@@ -13,20 +13,18 @@ from collections.abc import Iterator
 
 import jieba
 
+from rag.patterns import NUMBER_TAIL_ALT, load_data
 from rag.text import normalize
 
 # Stored with the index by index.py: bump when the tokens produced for the same text change.
-TOKENIZER_VERSION = "1"
+TOKENIZER_VERSION = "2"
 
 _CJK = r"\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_RUN = re.compile(f"[{_CJK}]+")
 _LETTER = rf"[^\W\d_{_CJK}]"  # a letter of an alphabetic script (Latin, Cyrillic, Greek, ...)
 _ALNUM = rf"[^\W_{_CJK}]"
 
-_UNITS = (
-    "万亿元|亿元|万元|千元|元|万人次|万人|人次|万户|万家|家|个|项|人|名|场|次|年度|年|月|日|号|户|所|件|台|吨|"
-    "平方米|平方公里|公里|千米|米|亩|倍|天|批|位|篇|条|期|届|种|类|支|座|辆|份|套|间|处|岁|小时|分钟|周|万|亿"
-)
+_UNITS = NUMBER_TAIL_ALT
 # Order matters: the most specific pattern wins at each position.
 _PROTECTED = re.compile(
     r"(?P<docno>[〔\[【(]\s*(?P<dy>\d{4})\s*[〕\]】)]\s*第?\s*(?P<dn>\d+)\s*号)"
@@ -50,9 +48,9 @@ STOP_WORDS_EN = frozenset(
     what which who whom whose how when where why do does did can could will would should may might i you he she
     we they me my our your his her their not no""".split()
 )
-# Added to jieba only because its default dictionary split them differently depending on the
-# neighbouring words ("设立了驻冀高校" → 驻/冀, "驻冀高校" → 驻冀), so a query and a passage disagreed.
-USER_WORDS: tuple[str, ...] = ("驻冀", "众创空间", "留抵")
+# Added to jieba because its default dictionary splits them differently depending on the neighbouring words,
+# so a query and a passage disagreed (rag/data/vocabulary_zh.json "tokenizer_words", general terms only).
+USER_WORDS: tuple[str, ...] = tuple(load_data("vocabulary_zh.json")["tokenizer_words"].split())
 
 _lock = threading.Lock()
 _segmenters: dict[tuple[tuple[str, ...], int | None], jieba.Tokenizer] = {}
