@@ -22,7 +22,7 @@ from rag.types import Chunk, Document
 Range = tuple[int, int]
 
 # Default sizes; index.py stores this with the index so a change here triggers re-chunking.
-CHUNK_CONFIG = {"target_chars": 300, "max_chars": 400, "min_chars": 60, "overlap": 40, "version": 2}
+CHUNK_CONFIG = {"target_chars": 300, "max_chars": 400, "min_chars": 60, "overlap": 40, "version": 1}
 
 _CN_NUM = "[一二三四五六七八九十百零〇]+"
 # (level, marker regex); the marker must begin a line, follow whitespace, or follow a sentence end.
