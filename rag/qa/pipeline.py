@@ -19,7 +19,8 @@ from rag.qa.compose import Composed, compose, compose_sentence
 from rag.qa.fields import field_candidates
 from rag.qa.grounding import ground_terms
 from rag.qa.question import QuestionInfo, analyze
-from rag.qa.score import Candidate, add_semantic, apply_models, candidates, threshold
+from rag.qa.extract import find_entities
+from rag.qa.score import Candidate, add_semantic, apply_models, candidates, entity_kind, threshold
 from rag.qa.verify import is_faithful
 from rag.patterns import CN_QUANTITY_RE
 from rag.text import normalize
@@ -28,6 +29,9 @@ from rag.types import Answer, Hit, merge_spans
 CANDIDATE_HITS = 10  # paragraphs the index retrieves for the answer engine
 TRY_CANDIDATES = 3  # exact candidates above the threshold tried in turn (compose or verification may fail)
 ABSTAIN_CITATIONS = 3
+# answer types a sentence must hold a value of before it is shown as the answer (lists and open questions need not)
+TYPED_KINDS = ("date", "person", "organisation", "document", "phone", "address", "url", "email", "postcode",
+               "doc_number", "rank")
 ASKS_AMOUNT = re.compile(r"多少|多长|多久|多大|多高|多远|多宽|多深|多重|几|\bhow (many|much|long|big|large|far|wide)\b")
 NOT_FOUND_TEXT = {
     "zh": "未在检索到的文档中找到该问题的答案。",
@@ -68,12 +72,16 @@ def answer_question(question: str | QuestionInfo, hits: list[Hit], embedder=None
 
 
 def _passage_may_answer(info: QuestionInfo, hits: list[Hit], cand: Candidate) -> bool:
-    """A question asking how many / how long is not answered by a sentence that holds no figure at all."""
-    if not ASKS_AMOUNT.search(normalize(info.question)):
-        return True
+    """A sentence can answer a question asking for a value only if it holds a value of that type: a figure for
+    how many / how long, a date for when, a name for who / which office, a number for which phone."""
     text = hits[cand.piece.hit].text
     a, b = cand.piece.sent_start, cand.piece.sent_end
-    return bool(re.search(r"\d", text[a:b]) or CN_QUANTITY_RE.search(text, a, b))
+    if ASKS_AMOUNT.search(normalize(info.question)):
+        return bool(re.search(r"\d", text[a:b]) or CN_QUANTITY_RE.search(text, a, b))
+    kind = entity_kind(info)
+    if kind in TYPED_KINDS:
+        return bool(find_entities(text, a, b, kind))
+    return True
 
 
 def _not_found(info: QuestionInfo, hits: list[Hit], started: float) -> Answer:
