@@ -2,7 +2,7 @@
 eval/REPORT.md for the numbers.
 
 Nothing is tuned or fitted on the test part (scripts/fit_answer_model.py reads dev questions only). The floors
-sit just under the figures measured on 2026-12-04 (hit@3 0.986, accuracy 0.507, wrong rate 0.051, no negative
+sit just under the figures measured on 2026-12-04 (hit@3 0.986, accuracy 0.466, wrong rate 0.000, no negative
 answered): a change to chunking, retrieval or answering that loses quality fails here with the questions that broke.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from rag import evaluation as ev
 
 EVAL_SET = REPO / "eval" / "reference.jsonl"
 HIT3_FLOOR = 0.95
-ACCURACY_FLOOR = 0.47
-MAX_WRONG_RATE = 0.08  # wrong answers among the answers given
+ACCURACY_FLOOR = 0.43
+MAX_WRONG_RATE = 0.05  # wrong answers among the answers given
 MAX_FALSE_ANSWERS = 0
 
 
@@ -70,11 +70,11 @@ def test_no_false_answers_on_negatives(result):
     assert m.false_answers <= MAX_FALSE_ANSWERS, f"{m.false_answers} negatives answered:\n{_listing(answered)}"
 
 
-# ---- the shared collections' test parts (measured 2026-12-04: tipdm accuracy 0.194, wrong rate 0.095;
-# ncp accuracy 0.292, wrong rate 0.160, 1 of 12 negatives answered) --------------------------------------------
+# ---- the shared collections' test parts (measured 2026-12-04: tipdm accuracy 0.245, wrong rate 0.040;
+# ncp accuracy 0.375, wrong rate 0.129, 1 of 12 negatives answered) --------------------------------------------
 SHARED_FLOORS = {  # eval set: (accuracy floor, wrong-rate ceiling, false answers allowed)
-    "tipdm": (0.16, 0.15, 0),
-    "ncp": (0.25, 0.22, 1),
+    "tipdm": (0.21, 0.08, 0),
+    "ncp": (0.33, 0.17, 1),
 }
 
 
