@@ -179,7 +179,7 @@ def bench_incremental(model: str | None) -> BenchResult:
 def bench_answer(queries_n: int, model: str | None, corpus: str = "reference") -> BenchResult:
     """Answer latency vs search latency over an eval corpus's questions (eval index in the user cache); every
     question is timed as new: its vector and its sentences' vectors are computed again."""
-    from rag.qa.score import forget_sentences
+    from rag.qa.semantic import forget_sentences
 
     index = corpus_index(corpus, model=model, progress=False)
     queries = cycle(eval_questions(corpus) or title_queries(index, queries_n), queries_n)

@@ -35,8 +35,9 @@ from rag.qa.candidates import pieces_of  # noqa: E402
 from rag.qa.compose import compose, compose_sentence  # noqa: E402
 from rag.qa.pipeline import TRY_CANDIDATES, _passage_may_answer  # noqa: E402
 from rag.qa.grounding import ground_terms  # noqa: E402
-from rag.qa.score import (CONFIDENCE_FEATURES, FAMILIES, FEATURES, add_semantic, agreement, candidates,  # noqa: E402
-                          confidence_rows, sentence_key, vector)
+from rag.qa.features import FAMILIES, FEATURES, make_candidates  # noqa: E402
+from rag.qa.score import CONFIDENCE_FEATURES, agreement, confidence_rows, sentence_key, vector  # noqa: E402
+from rag.qa.semantic import add_semantic  # noqa: E402
 from rag.search.model import cache_dir  # noqa: E402
 
 SETS = {"reference": "eval/reference.jsonl", "tipdm": "eval/tipdm.jsonl", "ncp": "eval/ncp.jsonl", "cmrc": CMRC_SET}
@@ -61,7 +62,7 @@ def question_rows(index, item) -> dict:
     """Features and labels of every candidate of one question (family, vector, label, conflict, may_answer)."""
     info, hits = index.answer_inputs(item.question, k=5)
     info = ground_terms(info, hits)
-    cands = candidates(info, hits, pieces_of(hits))
+    cands = make_candidates(info, hits, pieces_of(hits))
     add_semantic(info, hits, cands, index.embedder)
     rows = []
     for c in cands:

@@ -8,7 +8,8 @@ from rag.patterns import DATE_RE
 from rag.qa.extract import find_entities
 from rag.qa.grounding import english_forms, glosses, ground_english, transliterations
 from rag.qa.question import analyze
-from rag.qa.score import CONFIDENCE_FEATURES, FEATURES, extra_words, previous_clause, subjectless
+from rag.qa.features import FEATURES, extra_words, previous_clause, subjectless
+from rag.qa.score import CONFIDENCE_FEATURES
 from rag.types import Hit
 
 from conftest import REPO

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rag.qa.candidates import LEAD_ORDINAL_RE, LEAD_RE, Piece, _trim, split_clauses, split_sentences
 from rag.qa.extract import Entity, _inside, _title_spans, find_entities
 from rag.qa.question import QuestionInfo
-from rag.qa.score import Candidate, entity_kind, strip_parens
+from rag.qa.features import Candidate, entity_kind, strip_parens
 from rag.qa.verify import _claim_spans, _name_spans
 from rag.patterns import DATE_RE, FIGURE
 from rag.text import normalize

@@ -6,7 +6,7 @@ import re
 from rag.qa.candidates import Piece, split_clauses, split_sentences
 from rag.qa.extract import Entity
 from rag.qa.question import QuestionInfo
-from rag.qa.score import Candidate
+from rag.qa.features import Candidate
 from rag.ingest.metadata import FIELD_LABELS
 from rag.patterns import DATE_RE
 from rag.text import normalize

@@ -1,10 +1,12 @@
 """The answer pipeline: analyse → candidates → score → extract → compose → verify, or not-found.
 
 1. `analyze` (question.py) types the question: answer kind, unit, subject terms, years, qualifiers.
+   `ground_terms` (grounding.py) rewrites its terms in the retrieved passages' own words (compounds, English).
 2. `pieces_of` (candidates.py) cuts the top passages into sentences and clauses with exact offsets.
-3. `score.candidates` makes one candidate per typed value of every clause (exact) and per sentence (passage),
-   each with general features; `add_semantic` adds the sentence/question cosine; `apply_models` turns the
-   features into a probability with the weights fitted on the dev parts (rag/data/answer_model.json).
+3. `features.make_candidates` makes one candidate per typed value of every clause (exact) and per sentence
+   (passage), each with general features; `semantic.add_semantic` adds the sentence/question cosine;
+   `score.apply_models` ranks each family and gives every candidate its probability of being right, with the
+   model fitted on the dev parts (rag/data/answer_model.json).
 4. The best exact candidate above its threshold is composed (compose.py) and verified (verify.py); failing that,
    the best passage above its threshold is shown as a quoted sentence (`exact=False`); failing that, not-found.
 """
@@ -20,7 +22,9 @@ from rag.qa.fields import field_candidates
 from rag.qa.grounding import ground_terms
 from rag.qa.question import QuestionInfo, analyze
 from rag.qa.extract import find_entities
-from rag.qa.score import Candidate, add_semantic, apply_models, candidates, entity_kind, threshold
+from rag.qa.features import Candidate, entity_kind, make_candidates
+from rag.qa.score import apply_models, threshold
+from rag.qa.semantic import add_semantic
 from rag.qa.verify import is_faithful
 from rag.patterns import CN_QUANTITY_RE
 from rag.text import normalize
@@ -42,7 +46,7 @@ NOT_FOUND_TEXT = {
 def rank_candidates(question: str | QuestionInfo, hits: list[Hit], embedder=None) -> list[Candidate]:
     """Every candidate of the top hits with its features and probability, best first (fields first of all)."""
     info = question if isinstance(question, QuestionInfo) else ground_terms(analyze(question), hits)
-    cands = candidates(info, hits, pieces_of(hits))
+    cands = make_candidates(info, hits, pieces_of(hits))
     add_semantic(info, hits, cands, embedder)
     return field_candidates(info, hits) + apply_models(cands)
 
