@@ -313,8 +313,9 @@ def test_answer_to_json_round_trips(ask):
 
 # ---- the same questions with 2,816 other replies in the index -------------------------------------------------
 @pytest.mark.shared
-@pytest.mark.xfail(strict=True, reason="known gap: beside the tipdm replies 3 reference questions gain a wrong "
-                   "answer (the confidence reads the ranking, which other documents change)")
+@pytest.mark.xfail(strict=False, reason="known gap: beside the tipdm replies 3 reference questions gain a wrong "
+                   "answer (the confidence reads the ranking, which other documents change; how many depends on "
+                   "tie order in the index, so not strict)")
 def test_tipdm_replies_beside_add_no_wrong_answer(tipdm_index, ask):
     """With 2,816 other replies in the index a reference question may lose its answer (more competing
     passages lower the confidence) but never gains a wrong one. Questions about "this reply" itself (its
