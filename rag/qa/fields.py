@@ -13,7 +13,7 @@ from rag.text import normalize
 from rag.types import Hit, Span
 
 # Questions about the reply itself (its signer, date, number…) are answered from the header/footer fields
-# that rag/metadata.py parsed into Hit.meta, highlighted where the value stands in the text. Only the
+# that rag/ingest/metadata.py parsed into Hit.meta, highlighted where the value stands in the text. Only the
 # document of the best-ranked hit is asked: "这份答复" is the one retrieval found first.
 # (meta key, answer kinds, cue in the question, cue is about the document by itself)
 DOC_FIELDS: list[tuple[str, tuple[str, ...], re.Pattern, bool]] = [
