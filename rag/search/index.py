@@ -219,7 +219,6 @@ class Index:
         from rag.qa import answer_question
 
         started = time.perf_counter()
-        k = check_k(k)
         info, hits = self.answer_inputs(question, k=k, mode=mode, filters=filters)
         result = answer_question(info, hits, embedder=self.embedder)
         result.question = question
@@ -232,12 +231,11 @@ class Index:
         """What the answer engine reads: the analysed question and the passages retrieved for it
         (shared by `answer` and the script that fits the answer model, so both see the same inputs)."""
         from rag.qa import CANDIDATE_HITS
+        from rag.qa.grounding import ground_english
         from rag.qa.question import analyze
 
-        from rag.qa.grounding import ground_english
-
         cleaned = _clean_question(question)
-        depth = max(k, CANDIDATE_HITS)
+        depth = max(check_k(k), CANDIDATE_HITS)  # checked before widening, which would hide k=0
         hits = self.search(cleaned, k=depth, mode=mode, filters=filters)
         info = analyze(cleaned)
         if info.language == "en" and info.unmatched and mode != "dense":
