@@ -153,7 +153,7 @@ def bench_incremental(model: str | None) -> BenchResult:
         def build() -> tuple[float, "rag.BuildReport"]:
             report = rag.BuildReport()
             seconds, _ = timed(lambda: rag.build_index(corpus, index_dir, model=model, mapping=mapping,
-                                                       progress=False, report=report))
+                                                       progress=False, report=report, follow_symlinks=True))
             return seconds, report
 
         full, report = build()

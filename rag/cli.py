@@ -2,13 +2,28 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 
 DEFAULT_INDEX = os.environ.get("RAG_INDEX_DIR", "index")
 DEFAULT_CORPUS = os.environ.get("RAG_CORPUS_DIR", "corpus")
+
+
+def say(text: str = "", file=None) -> None:
+    """Print text that may hold document content: controls and escape sequences shown, never obeyed."""
+    from rag.present import for_terminal
+
+    print(for_terminal(text), file=file or sys.stdout)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines name files and documents; their control characters are shown, not sent to the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from rag.present import for_terminal
+
+        return for_terminal(super().format(record))
 
 
 def _parse_filters(items: list[str] | None) -> dict:
@@ -59,33 +74,39 @@ def cmd_build(args) -> int:
     report = rag.BuildReport()
     index = rag.build_index(args.corpus_dir or args.corpus, args.index, model=args.model,
                             mapping=_load_mapping(args.mapping), rebuild=args.rebuild,
-                            progress=not args.quiet, report=report)
+                            progress=not args.quiet, report=report, follow_symlinks=args.follow_symlinks)
     if report.up_to_date:
-        print(f"index {args.index} is up to date: {report.documents} documents, {report.chunks} chunks "
-              f"({report.seconds:.1f} s)")
+        say(f"index {args.index} is up to date: {report.documents} documents, {report.chunks} chunks "
+            f"({report.seconds:.1f} s)")
     else:
-        print(f"indexed {report.documents} documents, {report.chunks} chunks into {args.index} in "
-              f"{report.seconds:.1f} s (embedded {report.embedded_chunks}, reused {report.reused_chunks}; "
-              f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)})")
+        say(f"indexed {report.documents} documents, {report.chunks} chunks into {args.index} in "
+            f"{report.seconds:.1f} s (embedded {report.embedded_chunks}, reused {report.reused_chunks}; "
+            f"added {len(report.added)}, changed {len(report.changed)}, removed {len(report.removed)})")
     if report.skipped:
-        print(f"skipped {len(report.skipped)} file(s):")
+        say(f"skipped {len(report.skipped)} file(s):")
         for path, reason in report.skipped:
-            print(f"  {path}: {reason}")
+            say(f"  {path}: {reason}")
     del index
     return 0
+
+
+def json_for_terminal(data) -> str:
+    from rag.present import json_for_terminal as dump
+
+    return dump(data)
 
 
 def cmd_search(args) -> int:
     index = _index_for_query(args)
     hits = index.search(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter))
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        print(json_for_terminal([h.to_dict() for h in hits]))
         return 0
     if not hits:
-        print("no matching paragraphs")
+        say("no matching paragraphs")
     for n, hit in enumerate(hits, 1):
-        print(f"[{n}] {hit.title} · {hit.section or '—'} · {hit.doc_id}:{hit.start}-{hit.end} · score {hit.score:.4f}")
-        print(f"    {hit.text}\n")
+        say(f"[{n}] {hit.title} · {hit.section or '—'} · {hit.doc_id}:{hit.start}-{hit.end} · score {hit.score:.4f}")
+        say(f"    {hit.text}\n")
     return 0
 
 
@@ -95,9 +116,9 @@ def cmd_ask(args) -> int:
     index = _index_for_query(args)
     result = index.answer(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter))
     if args.json:
-        print(json.dumps(answer_to_json(result), ensure_ascii=False, indent=2))
+        print(json_for_terminal(answer_to_json(result)))
     else:
-        print(format_answer(result, color=sys.stdout.isatty()))
+        print(format_answer(result, color=sys.stdout.isatty()))  # made terminal-safe by format_answer
     return 0
 
 
@@ -107,11 +128,11 @@ def cmd_docs(args) -> int:
     rows = [(d.doc_id, d.title, d.meta.get("publish_date") or d.meta.get("date") or "", counts.get(d.doc_id, 0))
             for d in index.documents()]
     if args.json:
-        print(json.dumps([dict(zip(("doc_id", "title", "date", "chunks"), r)) for r in rows], ensure_ascii=False, indent=2))
+        print(json_for_terminal([dict(zip(("doc_id", "title", "date", "chunks"), r)) for r in rows]))
         return 0
     for doc_id, title, date, chunks in rows:
-        print(f"{doc_id}\t{date or '—'}\t{chunks} chunks\t{title}")
-    print(f"{len(rows)} documents, {sum(counts.values())} chunks")
+        say(f"{doc_id}\t{date or '—'}\t{chunks} chunks\t{title}")
+    say(f"{len(rows)} documents, {sum(counts.values())} chunks")
     return 0
 
 
@@ -163,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. corpora/tipdm.rag.json (default: guessed from the column names)")
     p.add_argument("--rebuild", action="store_true", help="start from scratch instead of updating")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--follow-symlinks", action="store_true",
+                   help="also read symbolic links that lead out of the corpus folder (skipped and listed by default)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("search", help="list the paragraphs that best match a question")
@@ -208,16 +231,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(verbose: bool) -> None:
+    """Warnings only (details with -v), through the safe formatter."""
+    level = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)  # also holds back libraries that set their own logger to DEBUG on import (bm25s)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from rag.types import RagError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         return args.func(args)
     except RagError as exc:
-        print(f"rag: {exc}", file=sys.stderr)
+        say(f"rag: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

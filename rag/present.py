@@ -2,23 +2,45 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from rag.types import Answer, Hit, Span, merge_spans
 
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
+# Characters a terminal obeys instead of showing: C0 controls but tab and line feed, DEL, C1 controls (0x9b is CSI),
+# and the bidirectional overrides that reorder what is shown ("Trojan Source", CVE-2021-42574).
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def for_terminal(text: str) -> str:
+    """Document text made safe to print: escape sequences and other controls shown as \\x1b etc., never obeyed."""
+    return _TERMINAL_UNSAFE.sub(_visible, str(text).replace("\r\n", "\n"))
+
+
+def json_for_terminal(data) -> str:
+    """JSON whose strings carry no raw control characters (json escapes C0 itself; C1 and bidi marks are escaped
+    here, which stays valid JSON because such characters can only stand inside strings)."""
+    return _TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, indent=2))
+
+
 # ---- output --------------------------------------------------------------------------------------------------------
 ANSI_MARK = ("\x1b[1;33m", "\x1b[0m")
 PLAIN_MARK = ("【", "】")
 
 
-def mark_spans(text: str, spans: list[Span], marks: tuple[str, str] = PLAIN_MARK) -> str:
-    """The text with each span wrapped in the open/close marks."""
+def mark_spans(text: str, spans: list[Span], marks: tuple[str, str] = PLAIN_MARK, escape=lambda piece: piece) -> str:
+    """The text with each span wrapped in the open/close marks; `escape` applies to the text, never to the marks."""
     out, pos = [], 0
     for s, e in merge_spans([(max(0, s), min(len(text), e)) for s, e in spans]):
-        out += [text[pos:s], marks[0], text[s:e], marks[1]]
+        out += [escape(text[pos:s]), marks[0], escape(text[s:e]), marks[1]]
         pos = e
-    out.append(text[pos:])
+    out.append(escape(text[pos:]))
     return "".join(out)
 
 
@@ -40,8 +62,9 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     if answer.citations:
         lines.append("")
     for n, hit in enumerate(answer.citations, 1):
-        lines.append(citation_label(n, hit))
-        lines.append("    " + mark_spans(hit.text, hit.highlights, marks).replace("\n", "\n    "))
+        lines.append(for_terminal(citation_label(n, hit)))
+        lines.append("    " + mark_spans(hit.text, hit.highlights, marks, for_terminal).replace("\n", "\n    "))
+    lines[0] = for_terminal(lines[0])
     return "\n".join(lines)
 
 
@@ -82,8 +105,7 @@ def answer_html(answer: Answer) -> str:
     """Minimal HTML of the answer and its marked citations (all source text escaped)."""
     parts = [f"<p>{html.escape(answer.text or '')}</p>"]
     for n, hit in enumerate(answer.citations, 1):
-        body = mark_spans(hit.text, hit.highlights, ("\x00", "\x01"))
-        body = html.escape(body).replace("\x00", "<mark>").replace("\x01", "</mark>")
+        body = mark_spans(hit.text, hit.highlights, ("<mark>", "</mark>"), html.escape)
         parts.append(f"<p><b>{html.escape(citation_label(n, hit))}</b><br>{body}</p>")
     return "\n".join(parts)
 

@@ -42,6 +42,15 @@ def squeeze(text: str) -> str:
     return re.sub(r" +", " ", normalize(text)).strip()
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> str:
+    """Lone surrogates (from a broken JSON escape or a script) → U+FFFD, one for one, so offsets hold and the
+    text can be written as UTF-8; done once where text enters (questions, documents)."""
+    return _SURROGATE_RE.sub("\ufffd", text)
+
+
 CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 

@@ -90,4 +90,4 @@ def tipdm_index():
     link.symlink_to(xlsx.resolve())
     (corpus / (xlsx.name + ".rag.json")).write_text(json.dumps(TIPDM_MAPPING, ensure_ascii=False), encoding="utf-8")
     # incremental: a second session finds every document unchanged and embeds nothing
-    return rag.build_index(corpus, root / "index", progress=False)
+    return rag.build_index(corpus, root / "index", progress=False, follow_symlinks=True)

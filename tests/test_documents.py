@@ -113,18 +113,25 @@ def test_oversized_file_is_skipped(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks on this platform")
-def test_symlinked_files_are_followed_and_broken_links_skipped(tmp_path):
+def test_links_out_of_the_corpus_are_listed_not_followed_unless_asked(tmp_path):
     outside = tmp_path / "outside"
     _write(outside / "real.txt", REPLY)
+    _write(outside / "etc" / "passwd.txt", "root:x:0:0:root:/root:/bin/bash\n")
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
+    _write(corpus / "inner" / "own.txt", REPLY)
     (corpus / "link.txt").symlink_to(outside / "real.txt")
+    (corpus / "etc").symlink_to(outside / "etc")  # a linked folder outside is not walked
+    (corpus / "inside.txt").symlink_to(corpus / "inner" / "own.txt")  # a link inside the corpus is followed
     (corpus / "broken.txt").symlink_to(tmp_path / "nowhere.txt")
     (corpus / "loop").symlink_to(corpus)  # a directory loop must not hang the walk
     result = load_corpus(corpus)
-    assert [d.doc_id for d in result.documents] == ["link.txt"]
-    assert result.documents[0].text == REPLY
-    assert "broken symlink" in _skipped(result)["broken.txt"]
+    assert [d.doc_id for d in result.documents] == ["inner/own.txt", "inside.txt"]
+    reasons = _skipped(result)
+    assert "outside the corpus folder" in reasons["link.txt"] and "--follow-symlinks" in reasons["link.txt"]
+    assert "outside the corpus folder" in reasons["etc/"]
+    assert "broken symlink" in reasons["broken.txt"]
+    followed = load_corpus(corpus, follow_symlinks=True)
+    assert [d.doc_id for d in followed.documents] == ["etc/passwd.txt", "inner/own.txt", "inside.txt", "link.txt"]
 
 
 def test_missing_corpus_is_a_rag_error_naming_it(tmp_path):

@@ -368,7 +368,7 @@ def test_scanned_and_encrypted_pdfs_are_skipped(tmp_path):
 @pytest.mark.shared
 def test_tipdm_workbook_loads_with_titles_and_iso_dates(tipdm_xlsx, tmp_path):
     (tmp_path / tipdm_xlsx.name).symlink_to(tipdm_xlsx)
-    result = load_corpus(tmp_path, mapping=load_mapping(TIPDM_MAPPING))
+    result = load_corpus(tmp_path, mapping=load_mapping(TIPDM_MAPPING), follow_symlinks=True)
     assert result.skipped == []
     docs = _docs(result)
     assert len(docs) == 2816
@@ -382,7 +382,7 @@ def test_tipdm_workbook_loads_with_titles_and_iso_dates(tipdm_xlsx, tmp_path):
 @pytest.mark.shared
 def test_ncp_jsonl_loads_599_documents(ncp_jsonl, tmp_path):
     (tmp_path / ncp_jsonl.name).symlink_to(ncp_jsonl)
-    result = load_corpus(tmp_path, mapping=load_mapping(NCP_MAPPING))
+    result = load_corpus(tmp_path, mapping=load_mapping(NCP_MAPPING), follow_symlinks=True)
     assert result.skipped == [] and len(result.documents) == 599
     assert all(d.doc_id.startswith("documents.jsonl#") and 0 < len(d.title) <= 60 for d in result.documents)
     assert len({d.doc_id for d in result.documents}) == 599

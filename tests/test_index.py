@@ -154,7 +154,7 @@ def test_damaged_index_gives_clear_error(reference_index_dir, tmp_path, damage):
         expected = "bm25"
     with pytest.raises(IndexLoadError, match=expected) as info:
         rag.load_index(index_dir)
-    assert "rag build --rebuild" in str(info.value)
+    assert "rag build CORPUS --rebuild" in str(info.value)
 
 
 def test_missing_index_is_a_clear_error(tmp_path):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import reprlib
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import gradio as gr
+from starlette.middleware import Middleware
 
-from rag.search.index import Index, build_index, index_exists, load_index
-from rag.types import Answer, Hit, RagError
+from rag.search.index import MAX_QUESTION_INPUT, Index, build_index, index_exists, load_index
+from rag.types import Answer, Document, Hit, RagError
+from ui.limits import BodyLimit
 from ui.render import (
     answer_json,
     answer_markdown,
@@ -38,6 +41,10 @@ DEFAULT_K = 5
 # Answers run at most this many at once (2 cores); everyone else waits in the queue instead of being dropped.
 CONCURRENCY = int(os.environ.get("RAG_UI_CONCURRENCY", "2"))
 MAX_SHOWN_QUESTION = 600  # characters of a long pasted question echoed in the chat
+MAX_SHOWN_VALUE = 80  # characters of a request value (an id, a mode) quoted back in an error message
+# Largest HTTP request body: the page's biggest request carries the chat history (a few KB a turn), a question at
+# its 20,000-character limit is at most ~120 KB as JSON; anything near this cap is not a question.
+MAX_BODY_BYTES = int(os.environ.get("RAG_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 EXAMPLES = [
     "2023年石家庄新增了多少家高新技术企业？",
     "How many high-tech enterprises were added in 2023?",
@@ -113,6 +120,11 @@ setTimeout(show, 30);
 """
 
 
+def user_error(message: str, title: str) -> gr.Error:
+    """A refusal shown to the user; gradio prints no traceback for it, since nothing is broken."""
+    return gr.Error(message, title=title, print_exception=False)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn errors into messages the browser and gradio_client show: RagError text as is, others generic."""
@@ -121,43 +133,75 @@ def user_errors() -> Iterator[None]:
     except gr.Error:
         raise
     except RagError as exc:
-        raise gr.Error(str(exc), title="Cannot answer") from None
-    except Exception as exc:  # a bug: keep the trace in the server log, give the user a readable line
+        raise user_error(str(exc), "Cannot answer") from None
+    except Exception as exc:  # a bug: the one full trace goes to the server log, the user gets a readable line
         log.exception("request failed")
-        raise gr.Error(f"internal error ({type(exc).__name__}); see the server log", title="Error") from None
+        raise user_error(f"internal error ({type(exc).__name__}); see the server log", "Error") from None
 
 
-def build_filters(doc_id: str | None = None, issuer: str | None = None, year: str | None = None) -> dict[str, Any]:
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_SHOWN_VALUE
+
+
+def shown(value: Any) -> str:
+    """A request value quoted in an error: repr (so control characters stay escaped), never more than a line."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN_VALUE:
+        return f"{value[:MAX_SHOWN_VALUE]!r}… ({len(value):,} characters)"
+    return _SHORT_REPR.repr(value)
+
+
+def whole_number(value: Any) -> int | None:
+    """A whole number from a request (a slider sends 5.0, a script "5"), or None when it is not one."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def check_question(question: Any) -> str:
+    """The question as asked; refused here when it is too long, before it is echoed, queued or embedded."""
+    if not isinstance(question, str):
+        raise RagError(f"the question must be text, got {type(question).__name__}")
+    length = len(question.strip())
+    if length > MAX_QUESTION_INPUT:
+        raise user_error(f"the question is {length:,} characters long; the limit is {MAX_QUESTION_INPUT:,}. "
+                         "Ask about one point at a time", "Question too long")
+    return question
+
+
+def filter_value(name: str, value: Any) -> str:
+    """One filter field as text ("" = no restriction); a script may send a whole number, e.g. year=2024."""
+    if value is None or isinstance(value, str):
+        return (value or "").strip()
+    number = whole_number(value)
+    if number is None:
+        raise RagError(f"{name} must be text or a whole number, got {shown(value)}")
+    return str(number)
+
+
+def build_filters(doc_id: Any = None, issuer: Any = None, year: Any = None) -> dict[str, Any]:
     """Filters for rag.Index from the UI/API fields; empty fields mean no restriction."""
-    filters: dict[str, Any] = {}
-    for key, value in (("doc_id", doc_id), ("issuer", issuer), ("year", year)):
-        if isinstance(value, (int, float)):
-            value = str(int(value))
-        if isinstance(value, str) and value.strip():
-            filters[key] = value.strip()
-    return filters
+    fields = (("doc_id", doc_id), ("issuer", issuer), ("year", year))
+    return {name: text for name, value in fields if (text := filter_value(name, value))}
 
 
-def resolve_mode(mode: str | None) -> str:
-    """Accept the index's names and the UI's words (keyword, semantic)."""
-    key = (mode or "hybrid").strip().lower()
+def resolve_mode(mode: Any) -> str:
+    """Accept the index's names and the UI's words (keyword, semantic); no mode means hybrid."""
+    key = (mode or "hybrid").strip().lower() if isinstance(mode, str) or mode is None else None
     if key not in MODE_ALIASES:
-        raise RagError(f"unknown mode {mode!r}; choose hybrid, keyword (bm25) or semantic (dense)")
+        raise RagError(f"unknown mode {shown(mode)}; choose hybrid, keyword (bm25) or semantic (dense)")
     return MODE_ALIASES[key]
 
 
 def parse_k(k: Any) -> int:
-    """The number of sources from a request (the slider sends 5.0, a script "5"): a whole number from 1 to MAX_K."""
-    value = k
-    if isinstance(k, str):
-        try:
-            value = float(k.strip())
-        except ValueError:
-            value = None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
-        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {k!r}")
+    """The number of sources from a request: a whole number from 1 to MAX_K; none given means DEFAULT_K."""
+    value = DEFAULT_K if k is None else whole_number(k)
+    if value is None or not 1 <= value <= MAX_K:
+        raise RagError(f"k must be a whole number from 1 to {MAX_K}, got {shown(k)}")
     return value
 
 
@@ -165,10 +209,10 @@ def optional_offset(value: Any, name: str) -> int | None:
     """A character offset from a request, or None when not given."""
     if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise RagError(f"{name} must be a character offset (a whole number), got {value!r}") from None
+    offset = whole_number(value)
+    if offset is None:
+        raise RagError(f"{name} must be a character offset (a whole number), got {shown(value)}")
+    return offset
 
 
 def shorten(text: str, limit: int = MAX_SHOWN_QUESTION) -> str:
@@ -205,6 +249,7 @@ class WebChat:
 
     def __init__(self, index: Index):
         self.index = index
+        self.doc_ids = frozenset(d.doc_id for d in index.documents())  # what /document may open
 
     # ---- API ----------------------------------------------------------------------------------
     def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, doc_id: str = "", issuer: str = "",
@@ -212,14 +257,23 @@ class WebChat:
         """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML)."""
         with user_errors():
             resolved = resolve_mode(mode)
-            answer = self.index.answer(question, k=parse_k(k), mode=resolved, filters=build_filters(doc_id, issuer, year))
+            answer = self.index.answer(check_question(question), k=parse_k(k), mode=resolved,
+                                       filters=build_filters(doc_id, issuer, year))
             return answer_json(answer, resolved)
 
     def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
         """One indexed document: title, meta, text, and escaped HTML with [start, end) marked as cited."""
         with user_errors():
-            doc = self.index.document(str(doc_id or ""))
+            doc = self.find_document(doc_id)
             return document_json(doc, optional_offset(start, "start"), optional_offset(end, "end"))
+
+    def find_document(self, doc_id: Any) -> Document:
+        """Only ids in the index resolve; a bad one is quoted cut and escaped, so the reply and the log stay short."""
+        if doc_id is None:
+            doc_id = ""
+        if not isinstance(doc_id, str) or doc_id not in self.doc_ids:
+            raise RagError(f"no document {shown(doc_id)} in this index; /documents lists the ids")
+        return self.index.document(doc_id)
 
     def documents(self) -> list[dict]:
         """Every indexed document: doc_id, title, issuer, date, chunks."""
@@ -231,7 +285,8 @@ class WebChat:
     def accept(self, question: str, history: list) -> tuple[list, str, str]:
         """Show the question at once and clear the box; the answer follows in `respond`."""
         if not isinstance(question, str) or not question.strip():
-            raise gr.Error("Type a question first, e.g. 2023年石家庄新增了多少家高新技术企业？", title="Empty question")
+            raise user_error("Type a question first, e.g. 2023年石家庄新增了多少家高新技术企业？", "Empty question")
+        check_question(question)
         history = list(history or []) + [{"role": "user", "content": markdown_escape(shorten(question.strip()))}]
         return history, "", question
 
@@ -340,11 +395,12 @@ def create_app(index: Index) -> gr.Blocks:
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,
            quiet: bool = False):
-    """Start the server with the page's theme and CSS (no share link, no extra file access)."""
+    """Start the server with the page's theme and CSS (no share link, no extra file access, bodies capped)."""
     theme = gr.themes.Default(primary_hue="blue", font=FONTS, font_mono=("ui-monospace", "monospace"))
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, share=False,
                        quiet=quiet, theme=theme, css=CSS, footer_links=["api"], show_error=False,
-                       ssr_mode=False, mcp_server=False)
+                       ssr_mode=False, mcp_server=False, num_workers=0,
+                       app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)]})
 
 
 def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127.0.0.1", port: int = 7860,

@@ -36,23 +36,56 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "~$"))
 
 
-def iter_corpus_files(root: Path) -> list[tuple[str, Path]]:
-    """(relative POSIX path, path) of every non-hidden, non-sidecar file, sorted; follows symlinks."""
+def _inside(path: str, root_real: str) -> bool:
+    """Whether a resolved path lies in the corpus folder (a link may point anywhere on the machine)."""
+    return path == root_real or path.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _outside_link(path: Path, root_real: str) -> str | None:
+    """The reason to skip a symbolic link that leads out of the corpus folder, else None."""
+    if not path.is_symlink() or not path.exists():
+        return None  # not a link, or a broken one (reported by the reader's precheck)
+    target = os.path.realpath(path)
+    if _inside(target, root_real):
+        return None
+    return f"symbolic link to {target}, outside the corpus folder; not followed (rag build --follow-symlinks reads it)"
+
+
+def iter_corpus_files(root: Path, follow_symlinks: bool = False) -> tuple[list[tuple[str, Path]], list[SkippedFile]]:
+    """(relative POSIX path, path) of every non-hidden, non-sidecar file, sorted, and the links left out.
+
+    Links that stay inside the corpus are followed; links that leave it only with `follow_symlinks`, so a
+    corpus cannot make the index read /etc/passwd or walk /etc by accident or by design.
+    """
     found: list[tuple[str, Path]] = []
+    skipped: list[SkippedFile] = []
     seen_dirs: set[str] = set()
+    root_real = os.path.realpath(root)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen_dirs:  # a symlink loop
             dirnames[:] = []
             continue
         seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        kept = []
+        for name in sorted(d for d in dirnames if not _hidden(d)):
+            reason = None if follow_symlinks else _outside_link(Path(dirpath) / name, root_real)
+            if reason:
+                skipped.append(SkippedFile((Path(dirpath) / name).relative_to(root).as_posix() + "/", reason))
+            else:
+                kept.append(name)
+        dirnames[:] = kept
         for name in filenames:
             if _hidden(name) or name.endswith(SIDECAR_SUFFIX):
                 continue
             path = Path(dirpath) / name
-            found.append((path.relative_to(root).as_posix(), path))
-    return sorted(found)
+            rel = path.relative_to(root).as_posix()
+            reason = None if follow_symlinks else _outside_link(path, root_real)
+            if reason:
+                skipped.append(SkippedFile(rel, reason))
+            else:
+                found.append((rel, path))
+    return sorted(found), sorted(skipped, key=lambda s: s.path)
 
 
 def _reader_for(suffix: str) -> Callable[..., LoadResult] | None:
@@ -101,15 +134,17 @@ def _progress(items: list, enabled: bool) -> Iterable:
     return tqdm(items, desc="reading", unit="file")
 
 
-def corpus_files(corpus: str | os.PathLike) -> list[tuple[str, Path]]:
-    """(doc id, path) of the files of a corpus: every file under a folder, or one file given by itself.
+def corpus_files(corpus: str | os.PathLike,
+                 follow_symlinks: bool = False) -> tuple[list[tuple[str, Path]], list[SkippedFile]]:
+    """(doc id, path) of the files of a corpus (every file under a folder, or one file given by itself),
+    and the links left out (see iter_corpus_files).
 
     A single file's doc id is its name, exactly what it would be in a folder holding it, so an index
     built from the folder stays valid when it is rebuilt from the file (and the other way round).
     """
     root = Path(corpus)
     if root.is_dir():
-        return iter_corpus_files(root)
+        return iter_corpus_files(root, follow_symlinks)
     if not root.is_file():
         raise RagError(f"corpus not found: {root} (give an existing folder of documents or a document file)")
     if root.name.endswith(SIDECAR_SUFFIX):
@@ -119,7 +154,7 @@ def corpus_files(corpus: str | os.PathLike) -> list[tuple[str, Path]]:
         supported = " ".join(sorted({*TEXT_SUFFIXES, *_supported_suffixes()}))
         raise RagError(f"cannot index {root}: unsupported file type '{root.suffix or root.name}' "
                        f"(supported: {supported})")
-    return [(root.name, root)]
+    return [(root.name, root)], []
 
 
 def _supported_suffixes() -> list[str]:
@@ -131,14 +166,19 @@ def load_corpus(
     mapping: dict | None = None,
     progress: bool = False,
     max_bytes: int = MAX_BYTES,
+    follow_symlinks: bool = False,
 ) -> LoadResult:
     """Every supported file under a corpus folder — or one corpus file — as Documents, plus what was
     skipped and why.
 
     A tabular file (.xlsx/.csv/.jsonl) takes its columns from a `<file>.rag.json` sidecar beside it, else
-    from `mapping`, else from obvious column names (rag.formats.detect_mapping).
+    from `mapping`, else from obvious column names (rag.formats.detect_mapping). Links out of a corpus folder
+    are skipped unless `follow_symlinks`.
     """
-    result = LoadResult()
-    for doc_id, path in _progress(corpus_files(corpus), progress):
+    files, links = corpus_files(corpus, follow_symlinks)
+    result = LoadResult(skipped=list(links))
+    for link in links:
+        log.warning("skipped %s: %s", link.path, link.reason)
+    for doc_id, path in _progress(files, progress):
         result.extend(load_file(path, doc_id, mapping, max_bytes))
     return result

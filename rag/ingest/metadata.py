@@ -85,6 +85,25 @@ def normalize_date(value: Any) -> str | None:
     return None
 
 
+def date_prefix(value: Any) -> str | None:
+    """A date as written down to its precision: '2024', '2024-01' or '2024-01-05' (None when it is no date);
+    filters compare it with a document's ISO date as a prefix, so 2024年6月 means all of June."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    text = normalize(value).strip()
+    year = re.fullmatch(r"(\d{4}) *年?", text)
+    if year:
+        return year.group(1) if 1900 <= int(year.group(1)) <= 2100 else None
+    iso = normalize_date(text)
+    if iso is None:
+        return None
+    has_day = any((m := p.fullmatch(text)) and (m.groupdict().get("d") or m.groupdict().get("cd"))
+                  for p in _DATE_PATTERNS)
+    return iso if has_day else iso[:7]
+
+
 def find_date(text: str) -> str | None:
     """The first date written anywhere inside `text`, as ISO (None when there is none)."""
     norm = normalize(text)

@@ -5,13 +5,16 @@ Layout of an index folder:
     generations/<name>/     manifest.json, documents.json, chunks.json, vectors.faiss, bm25/
     .build.lock             held while a build runs
 A build writes a complete new generation beside the current one and only then switches CURRENT, so a
-build killed at any moment leaves the previous index usable.
+build killed at any moment leaves the previous index usable. A build removes only what it provably wrote:
+generations and temporary files whose names it gives (GENERATION_RE, CURRENT.tmp-<pid>, .tmp-<generation>);
+a read never writes, and never builds over an index it cannot read.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -31,15 +34,21 @@ from rag.search.retrieval import (
     top_k,
 )
 from rag.search.model import sha256_file
-from rag.text import has_cjk
+from rag.text import has_cjk, replace_surrogates
 from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MAX_QUESTION_CHARS = 1000  # longer questions are cut for retrieval; 5,000-character pastes stay answerable
+MAX_QUESTION_INPUT = 20_000  # a longer "question" is refused: it is a document pasted by mistake, or an attack
 MAX_K = 1000  # paragraphs one request may ask for (a cap on the work one request can cause)
 STORE_FILES = ("documents.json", "chunks.json", "vectors.faiss")
+GENERATION_RE = re.compile(r"\d{8}-\d{6}-\d+-[0-9a-f]{8}")  # the names _new_generation_name gives, nothing else
+POINTER_TMP_RE = re.compile(r"CURRENT\.tmp-\d+")
+MAX_POINTER_BYTES = 256
+# manifest keys a loader relies on, with their types (a manifest edited by hand or damaged is named, not a traceback)
+MANIFEST_FIELDS = {"format_version": int, "model": str, "model_name": str, "dim": int, "files": dict}
 
 
 @dataclass
@@ -89,26 +98,54 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _current_generation(index_dir: Path) -> Path | None:
+    """The generation CURRENT names (None when there is no CURRENT); IndexLoadError when it is unreadable."""
     pointer = index_dir / "CURRENT"
-    if not pointer.exists():
+    if not pointer.exists() and not pointer.is_symlink():
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    if not name or "/" in name or name.startswith("."):
-        raise IndexLoadError(f"{pointer} is corrupted; rebuild with `rag build --rebuild --index {index_dir}`")
+    try:
+        with open(pointer, "rb") as handle:
+            raw = handle.read(MAX_POINTER_BYTES + 1)
+    except OSError as exc:
+        raise IndexLoadError(f"cannot read {pointer} ({exc.strerror or exc}); {_rebuild_hint(index_dir)}") from None
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        name = ""
+    if len(raw) > MAX_POINTER_BYTES or not GENERATION_RE.fullmatch(name):
+        raise IndexLoadError(f"{pointer} is corrupted (it does not name a generation); {_rebuild_hint(index_dir)}")
     return index_dir / "generations" / name
 
 
-def index_exists(index_dir: str | os.PathLike) -> bool:
-    """True when the folder holds a switched-in generation (it may still fail verification)."""
+def _own_generations(index_dir: Path) -> list[Path]:
+    """Finished generations a build of this program wrote (by name), oldest first."""
     try:
-        generation = _current_generation(Path(index_dir))
+        entries = sorted((index_dir / "generations").iterdir())
+    except OSError:
+        return []
+    return [p for p in entries if GENERATION_RE.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+
+
+def index_state(index_dir: str | os.PathLike) -> str:
+    """"absent" (nothing built here: a first build may run), "ready" (CURRENT names a generation that exists,
+    which may still fail verification) or "damaged" (built before, unreadable now: only an explicit build fixes it)."""
+    index_dir = Path(index_dir)
+    try:
+        generation = _current_generation(index_dir)
     except IndexLoadError:
-        return True
-    return generation is not None and generation.exists()
+        return "damaged"
+    if generation is None:
+        return "damaged" if _own_generations(index_dir) else "absent"
+    return "ready" if generation.is_dir() else "damaged"
+
+
+def index_exists(index_dir: str | os.PathLike) -> bool:
+    """True when the folder holds an index, readable or damaged: callers then load it (and report the damage)
+    instead of building over it."""
+    return index_state(index_dir) != "absent"
 
 
 def _rebuild_hint(index_dir: Path) -> str:
-    return f"rebuild it with `rag build --rebuild --index {index_dir}`"
+    return f"rebuild it with `rag build CORPUS --rebuild --index {index_dir}`"
 
 
 class Index:
@@ -131,10 +168,12 @@ class Index:
     # ---- documents -------------------------------------------------------------------------
     def document(self, doc_id: str) -> Document:
         """The stored document; only ids in the index resolve, so no request reaches other files."""
+        if not isinstance(doc_id, str):
+            raise RagError(f"a document id is text, got {type(doc_id).__name__}")
         try:
             return self._documents[doc_id]
         except KeyError:
-            raise RagError(f"no document {doc_id!r} in this index") from None
+            raise RagError(f"no document {shown(doc_id)} in this index") from None
 
     def documents(self) -> list[Document]:
         return list(self._documents.values())
@@ -288,10 +327,20 @@ def check_k(k: Any) -> int:
     return int(k)
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A user-given string quoted for a message: cut to `limit` characters, control characters escaped (repr)."""
+    return repr(value[:limit]) + (f" (cut from {len(value):,} characters)" if len(value) > limit else "")
+
+
 def _clean_question(question: str) -> str:
-    if not isinstance(question, str) or not question.strip():
+    if not isinstance(question, str):
+        raise RagError(f"the question must be text, got {type(question).__name__}")
+    if not question.strip():
         raise RagError("the question is empty; type a question such as 2023年新增了多少家高新技术企业？")
-    question = question.strip()
+    question = replace_surrogates(question.strip())
+    if len(question) > MAX_QUESTION_INPUT:
+        raise RagError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_INPUT:,}. "
+                       "Ask about one point at a time")
     if len(question) > MAX_QUESTION_CHARS:
         log.warning("question of %d characters cut to %d for retrieval", len(question), MAX_QUESTION_CHARS)
         question = question[:MAX_QUESTION_CHARS]
@@ -304,22 +353,40 @@ def _read_manifest(generation: Path, index_dir: Path) -> dict:
     if not path.exists():
         raise IndexLoadError(f"{path} is missing: the index is incomplete; {_rebuild_hint(index_dir)}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise IndexLoadError(f"cannot read {path} ({exc.strerror or exc}); {_rebuild_hint(index_dir)}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexLoadError(f"{path} is corrupted ({exc}); {_rebuild_hint(index_dir)}") from None
+    if not isinstance(manifest, dict):
+        raise IndexLoadError(f"{path} is corrupted (not a JSON object); {_rebuild_hint(index_dir)}")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexLoadError(
             f"{path} has index format {manifest.get('format_version')!r}, this version reads "
             f"{FORMAT_VERSION}; {_rebuild_hint(index_dir)}")
+    for key, kind in MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool):
+            raise IndexLoadError(f"{path} is corrupted ({key!r} is missing or not a {kind.__name__}); "
+                                 f"{_rebuild_hint(index_dir)}")
+    files = manifest["files"]
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()) or not set(STORE_FILES) <= set(files):
+        raise IndexLoadError(f"{path} is corrupted (its file list is incomplete); {_rebuild_hint(index_dir)}")
     return manifest
 
 
 def _verify_files(generation: Path, manifest: dict, index_dir: Path) -> None:
-    for rel, expected in manifest.get("files", {}).items():
+    for rel, expected in manifest["files"].items():
         path = generation / rel
-        if not path.exists():
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise IndexLoadError(f"{generation / 'manifest.json'} is corrupted (file {rel!r} lies outside the "
+                                 f"generation); {_rebuild_hint(index_dir)}")
+        if not path.is_file():
             raise IndexLoadError(f"{path} is missing; {_rebuild_hint(index_dir)}")
-        if sha256_file(path) != expected:
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise IndexLoadError(f"cannot read {path} ({exc.strerror or exc}); {_rebuild_hint(index_dir)}") from None
+        if actual != expected:
             raise IndexLoadError(f"{path} is corrupted (checksum differs from the manifest); {_rebuild_hint(index_dir)}")
 
 
@@ -332,13 +399,19 @@ def load_index(index_dir: str | os.PathLike = "index", model: str | None = None)
 
     index_dir = Path(index_dir)
     generation = _current_generation(index_dir)
-    if generation is None or not generation.exists():
+    if generation is None:
+        if _own_generations(index_dir):
+            raise IndexLoadError(f"{index_dir / 'CURRENT'} is missing, so no generation in {index_dir / 'generations'} "
+                                 f"is known to be complete; {_rebuild_hint(index_dir)}")
         raise IndexLoadError(f"no index in {index_dir}; build one with `rag build CORPUS --index {index_dir}`")
+    if not generation.is_dir():
+        raise IndexLoadError(f"{index_dir / 'CURRENT'} names generation {generation.name}, which is missing from "
+                             f"{generation.parent}; {_rebuild_hint(index_dir)}")
     manifest = _read_manifest(generation, index_dir)
     if model is not None and model_id(model) != manifest["model"]:
         raise IndexLoadError(
             f"the index in {index_dir} was built with model {manifest['model']!r}, not {model_id(model)!r}; "
-            f"query it with that model or rebuild it with `rag build --rebuild --model {model}`")
+            f"query it with that model or rebuild it with `rag build CORPUS --rebuild --index {index_dir} --model {model}`")
     _verify_files(generation, manifest, index_dir)
     try:
         documents = [Document.from_dict(d) for d in json.loads((generation / "documents.json").read_text("utf-8"))]
@@ -375,7 +448,7 @@ def _previous_state(index_dir: Path, model_key: str, chunk_config: dict) -> tupl
         tokens = json.loads((generation / "tokens.json").read_text("utf-8"))
         vectors = faiss.read_index(str(generation / "vectors.faiss"))
         matrix = vectors.reconstruct_n(0, vectors.ntotal) if vectors.ntotal else np.zeros((0, manifest["dim"]))
-    except (IndexLoadError, OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - reuse is an optimisation: anything unreadable is embedded again
         log.warning("previous index not reusable (%s); embedding everything again", exc)
         return {}, {}, False
     by_doc: dict[str, list[tuple[dict, list[str], np.ndarray]]] = {}
@@ -384,13 +457,26 @@ def _previous_state(index_dir: Path, model_key: str, chunk_config: dict) -> tupl
     return docs, by_doc, same_tokens
 
 
-def _cleanup_stale(index_dir: Path, keep: set[str]) -> None:
+def _remove_leftovers(index_dir: Path) -> None:
+    """Temporary files of builds that crashed (the caller holds the build lock, so no build is writing them)."""
+    for path in index_dir.glob("CURRENT.tmp-*"):
+        if POINTER_TMP_RE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
     generations = index_dir / "generations"
-    if not generations.exists():
-        return
-    for path in generations.iterdir():
-        if path.name not in keep:
+    for path in generations.glob(".tmp-*") if generations.is_dir() else []:
+        if GENERATION_RE.fullmatch(path.name[len(".tmp-"):]) and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _cleanup_stale(index_dir: Path, keep: str) -> None:
+    """Earlier generations this program wrote; anything else in the folder is not ours and stays."""
+    for path in _own_generations(index_dir):
+        if path.name != keep:
+            shutil.rmtree(path, ignore_errors=True)
+    others = [p.name for p in (index_dir / "generations").iterdir()
+              if not GENERATION_RE.fullmatch(p.name) and not p.name.startswith(".tmp-")]
+    if others:
+        log.warning("left alone in %s (not written by rag build): %s", index_dir / "generations", ", ".join(sorted(others)))
 
 
 def _switch_generation(index_dir: Path, name: str) -> None:
@@ -404,34 +490,38 @@ def _switch_generation(index_dir: Path, name: str) -> None:
 
 def build_index(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
                 model: str | None = None, mapping: dict | None = None, rebuild: bool = False,
-                progress: bool = True, report: BuildReport | None = None) -> Index:
+                progress: bool = True, report: BuildReport | None = None, follow_symlinks: bool = False) -> Index:
     """Build or update the index of a corpus folder or of one corpus file (e.g. an .xlsx/.jsonl collection);
     unchanged documents are not embedded again.
 
-    `mapping` names the columns of tabular files that have no `<file>.rag.json` sidecar beside them.
+    `mapping` names the columns of tabular files that have no `<file>.rag.json` sidecar beside them;
+    `follow_symlinks` also reads links that lead out of the corpus folder (skipped and listed by default).
     """
     from filelock import FileLock, Timeout
 
     index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(index_dir / ".build.lock"), timeout=0)
+    lock_path = index_dir / ".build.lock"
     try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(lock_path), timeout=0)
         lock.acquire()
     except Timeout:
-        raise RagError(f"another build is running on {index_dir} (lock {index_dir / '.build.lock'}); "
+        raise RagError(f"another build is running on {index_dir} (lock {lock_path}); "
                        "wait for it to finish, then run the build again") from None
+    except OSError as exc:
+        raise RagError(f"cannot write to the index folder {index_dir} ({exc.strerror or exc}: "
+                       f"{exc.filename or lock_path}); choose a writable --index folder or fix its permissions") from None
     try:
         report = report if report is not None else BuildReport()
-        _build_locked(Path(corpus_dir), index_dir, model, mapping, rebuild, progress, report)
+        _remove_leftovers(index_dir)
+        _build_locked(Path(corpus_dir), index_dir, model, mapping, rebuild, progress, report, follow_symlinks)
     finally:
         lock.release()
     return load_index(index_dir, model=model)
 
 
 def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping: dict | None,
-                  rebuild: bool, progress: bool, report: BuildReport) -> None:
-    import bm25s
-    import faiss
+                  rebuild: bool, progress: bool, report: BuildReport, follow_symlinks: bool = False) -> None:
     from tqdm import tqdm
 
     from rag.ingest import chunking
@@ -445,7 +535,7 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     started = time.perf_counter()
     model_name = model if model is not None else os.environ.get("RAG_MODEL") or DEFAULT_MODEL
     model_key = model_id(model_name)
-    loaded = load_corpus(corpus_dir, mapping=mapping, progress=progress)
+    loaded = load_corpus(corpus_dir, mapping=mapping, progress=progress, follow_symlinks=follow_symlinks)
     report.skipped = [(s.path, s.reason) for s in loaded.skipped]
     if not loaded.documents:
         if corpus_dir.is_file():
@@ -512,13 +602,35 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
         for row, i in enumerate(todo):
             vectors[i] = fresh[row]
     matrix = np.ascontiguousarray(np.vstack(vectors), dtype=np.float32)
-    dim = matrix.shape[1]
 
     name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique even within a second
     generations = index_dir / "generations"
-    generations.mkdir(exist_ok=True)
     staging = generations / f".tmp-{name}"
-    staging.mkdir()
+    try:
+        generations.mkdir(exist_ok=True)
+        staging.mkdir()
+        _write_generation(staging, matrix, tokens, documents, chunks, model_key, model_name, corpus_dir,
+                          chunk_config)
+        final = generations / name
+        os.replace(staging, final)
+        _switch_generation(index_dir, name)
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise RagError(f"could not write the index into {index_dir} ({reason}); the previous index "
+                       f"is unchanged; free space or fix permissions, then build again") from None
+    _cleanup_stale(index_dir, keep=name)
+    report.seconds = time.perf_counter() - started
+
+
+def _write_generation(staging: Path, matrix: np.ndarray, tokens: list[list[str]], documents: list[Document],
+                      chunks: list[Chunk], model_key: str, model_name: str, corpus_dir: Path,
+                      chunk_config: dict) -> None:
+    """Every file of a generation, checksummed in its manifest (written last)."""
+    import bm25s
+    import faiss
+
+    dim = matrix.shape[1]
     flat = faiss.IndexFlatIP(dim)
     flat.add(matrix)
     faiss.write_index(flat, str(staging / "vectors.faiss"))
@@ -545,8 +657,3 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
     }
     _write_json(staging / "manifest.json", manifest)
     _fsync_dir(staging)
-    final = generations / name
-    os.replace(staging, final)
-    _switch_generation(index_dir, name)
-    _cleanup_stale(index_dir, keep={name})
-    report.seconds = time.perf_counter() - started

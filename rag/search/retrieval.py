@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Iterable
 
 import numpy as np
@@ -10,6 +11,7 @@ from rag.types import RagError
 
 MODES = ("hybrid", "bm25", "dense")
 FILTER_KEYS = ("doc_id", "path_prefix", "issuer", "date_from", "date_to", "year")
+DATE_FILTERS = ("date_from", "date_to")
 
 # Fusion settings, measured on eval/reference.jsonl (147 answerable questions; hit@1 / hit@3):
 # bm25 .81/.88, dense .82/.93, RRF k=60 .871/.959, k=10 .878/.959, k=5 .884/.952 (with English expansion).
@@ -64,13 +66,56 @@ def top_k_from(ids: np.ndarray, scores: np.ndarray, k: int) -> Ranking:
     return Ranking(ids[order], scores[order])
 
 
-def check_filters(filters: dict[str, Any] | None) -> dict[str, Any]:
-    """Reject unknown filter names early with the list of known ones."""
-    filters = {key: value for key, value in (filters or {}).items() if value not in (None, "", [])}
-    unknown = sorted(set(filters) - set(FILTER_KEYS))
-    if unknown:
-        raise RagError(f"unknown filter {', '.join(unknown)}; known filters: {', '.join(FILTER_KEYS)}")
-    return filters
+def check_filters(filters: Any) -> dict[str, Any]:
+    """Filters as the matcher reads them: known names only, text or whole-number values (or lists of them),
+    dates and years in the forms people write them, normalised; anything else is a RagError saying the form."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, Mapping):
+        raise RagError(f"filters must be a mapping of name to value, such as {{'year': '2024'}}; "
+                       f"got {type(filters).__name__}")
+    bad_keys = [key for key in filters if not isinstance(key, str)]
+    if bad_keys:
+        raise RagError(f"filter names are text ({', '.join(FILTER_KEYS)}); got {bad_keys[0]!r}")
+    checked = {}
+    for key, value in filters.items():
+        values = [v for v in (value if isinstance(value, (list, tuple, set)) else [value]) if v not in (None, "")]
+        if not values:
+            continue
+        if key not in FILTER_KEYS:
+            unknown = sorted(set(filters) - set(FILTER_KEYS))
+            raise RagError(f"unknown filter {', '.join(unknown)}; known filters: {', '.join(FILTER_KEYS)}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise RagError(f"filter {key} takes text or a whole number, got {type(v).__name__}")
+        values = [str(v).strip() for v in values]
+        if key in DATE_FILTERS:
+            if len(values) > 1:
+                raise RagError(f"filter {key} takes one date, got {len(values)}")
+            values = [_filter_date(key, values[0])]
+        elif key == "year":
+            values = [_filter_year(v) for v in values]
+        checked[key] = values[0] if len(values) == 1 else values
+    return checked
+
+
+def _filter_date(key: str, value: str) -> str:
+    from rag.ingest.metadata import date_prefix
+
+    iso = date_prefix(value)
+    if iso is None:
+        raise RagError(f"filter {key} must be a date such as 2024-01-05, 2024年1月5日, 2024/1/5 or 20240105 "
+                       f"(or a month 2024-01, or a year 2024); got {value[:40]!r}")
+    return iso
+
+
+def _filter_year(value: str) -> str:
+    from rag.ingest.metadata import date_prefix
+
+    year = date_prefix(value)
+    if year is None or len(year) != 4:
+        raise RagError(f"filter year must be a year such as 2024 or 2024年; got {value[:40]!r}")
+    return year
 
 
 def _as_list(value: Any) -> list[str]:
