@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from rag.search.index import BuildReport, Index, build_index, index_exists, load_index
-from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
+from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, QuestionTooLong, RagError
 
 __all__ = [
-    "Answer", "BuildReport", "Chunk", "Document", "Hit", "Index", "IndexLoadError", "RagError",
+    "Answer", "BuildReport", "Chunk", "Document", "Hit", "Index", "IndexLoadError", "QuestionTooLong", "RagError",
     "answer", "build_index", "default_index", "evaluate", "load_index", "retrieve",
 ]
 

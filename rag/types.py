@@ -1,6 +1,7 @@
 """Small dataclasses carried between the pipeline stages (documents → chunks → index → hits → answers)."""
 from __future__ import annotations
 
+import reprlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,5 +99,21 @@ class RagError(Exception):
     """A problem the user can fix; the message says what and how."""
 
 
+MAX_SHOWN_VALUE = 80  # characters of a user's value (an id, a mode, a date) quoted back in an error message
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_SHOWN_VALUE
+
+
+def shown(value: Any) -> str:
+    """A user's value quoted in an error: repr (control characters stay escaped), never more than a line."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN_VALUE:
+        return f"{value[:MAX_SHOWN_VALUE]!r}… ({len(value):,} characters)"
+    return _SHORT_REPR.repr(value)
+
+
 class IndexLoadError(RagError):
     """The index on disk is missing, corrupted, or incompatible."""
+
+
+class QuestionTooLong(RagError):
+    """A question beyond the input cap: a pasted document or an attack, refused before any work is done."""

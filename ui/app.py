@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-import reprlib
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import gradio as gr
 from starlette.middleware import Middleware
 
-from rag.search.index import MAX_QUESTION_INPUT, Index, build_index, index_exists, load_index
-from rag.types import Answer, Document, Hit, RagError
+from rag.search.index import Index, build_index, index_exists, load_index
+from rag.search.index import check_question as checked_question
+from rag.types import Answer, Document, Hit, QuestionTooLong, RagError, shown
 from ui.limits import BodyLimit
 from ui.render import (
     answer_json,
@@ -41,7 +41,6 @@ DEFAULT_K = 5
 # Answers run at most this many at once (2 cores); everyone else waits in the queue instead of being dropped.
 CONCURRENCY = int(os.environ.get("RAG_UI_CONCURRENCY", "2"))
 MAX_SHOWN_QUESTION = 600  # characters of a long pasted question echoed in the chat
-MAX_SHOWN_VALUE = 80  # characters of a request value (an id, a mode) quoted back in an error message
 # Largest HTTP request body: the page's biggest request carries the chat history (a few KB a turn), a question at
 # its 20,000-character limit is at most ~120 KB as JSON; anything near this cap is not a question.
 MAX_BODY_BYTES = int(os.environ.get("RAG_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
@@ -139,17 +138,6 @@ def user_errors() -> Iterator[None]:
         raise user_error(f"internal error ({type(exc).__name__}); see the server log", "Error") from None
 
 
-_SHORT_REPR = reprlib.Repr()
-_SHORT_REPR.maxstring = _SHORT_REPR.maxother = MAX_SHOWN_VALUE
-
-
-def shown(value: Any) -> str:
-    """A request value quoted in an error: repr (so control characters stay escaped), never more than a line."""
-    if isinstance(value, str) and len(value) > MAX_SHOWN_VALUE:
-        return f"{value[:MAX_SHOWN_VALUE]!r}… ({len(value):,} characters)"
-    return _SHORT_REPR.repr(value)
-
-
 def whole_number(value: Any) -> int | None:
     """A whole number from a request (a slider sends 5.0, a script "5"), or None when it is not one."""
     if isinstance(value, str):
@@ -163,14 +151,12 @@ def whole_number(value: Any) -> int | None:
 
 
 def check_question(question: Any) -> str:
-    """The question as asked; refused here when it is too long, before it is echoed, queued or embedded."""
-    if not isinstance(question, str):
-        raise RagError(f"the question must be text, got {type(question).__name__}")
-    length = len(question.strip())
-    if length > MAX_QUESTION_INPUT:
-        raise user_error(f"the question is {length:,} characters long; the limit is {MAX_QUESTION_INPUT:,}. "
-                         "Ask about one point at a time", "Question too long")
-    return question
+    """The question, refused (rag's check: text, not empty, within MAX_QUESTION_INPUT) before it is echoed,
+    queued or embedded."""
+    try:
+        return checked_question(question)
+    except RagError as exc:
+        raise user_error(str(exc), "Question too long" if isinstance(exc, QuestionTooLong) else "Cannot answer") from None
 
 
 def filter_value(name: str, value: Any) -> str:

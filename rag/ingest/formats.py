@@ -9,6 +9,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -117,10 +118,20 @@ def detect_mapping(columns: list[str]) -> TableMapping:
     return TableMapping(text=text, meta=meta, **found)
 
 
+def sidecar_of(path: Path) -> Path | None:
+    """The `<file>.rag.json` beside a table, if there is one; a link to a file in another folder is not read."""
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not sidecar.exists():
+        return None
+    if sidecar.is_symlink() and os.path.dirname(os.path.realpath(sidecar)) != os.path.realpath(path.parent):
+        raise Unreadable(f"{sidecar.name} is a link to a file outside its folder; copy the mapping there instead")
+    return sidecar
+
+
 def _resolve_mapping(path: Path, columns: list[str], mapping: dict | None) -> TableMapping:
     """Sidecar beside the file, else the load_corpus argument, else auto-detection."""
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    if sidecar.exists():
+    sidecar = sidecar_of(path)
+    if sidecar is not None:
         chosen = parse_mapping(load_mapping(sidecar))
     elif mapping:
         chosen = parse_mapping(mapping)
@@ -201,8 +212,8 @@ def read_xlsx(path: Path, rel: str, mapping: dict | None = None) -> LoadResult:
     book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
         sheet_name = (mapping or {}).get("sheet")
-        sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-        if sidecar.exists():
+        sidecar = sidecar_of(path)
+        if sidecar is not None:
             sheet_name = load_mapping(sidecar).get("sheet")
         if sheet_name and sheet_name not in book.sheetnames:
             raise Unreadable(f"no sheet named '{sheet_name}' (sheets: {book.sheetnames})")

@@ -35,7 +35,7 @@ from rag.search.retrieval import (
 )
 from rag.search.model import sha256_file
 from rag.text import has_cjk, replace_surrogates
-from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, RagError
+from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, QuestionTooLong, RagError, shown
 
 log = logging.getLogger(__name__)
 
@@ -327,20 +327,22 @@ def check_k(k: Any) -> int:
     return int(k)
 
 
-def shown(value: str, limit: int = 80) -> str:
-    """A user-given string quoted for a message: cut to `limit` characters, control characters escaped (repr)."""
-    return repr(value[:limit]) + (f" (cut from {len(value):,} characters)" if len(value) > limit else "")
+def check_question(question: Any) -> str:
+    """The question stripped, or a RagError when it is no text, empty or beyond MAX_QUESTION_INPUT (the web
+    refuses it with this before echoing it)."""
+    if not isinstance(question, str):
+        raise RagError(f"the question must be text, got {type(question).__name__}")
+    question = question.strip()
+    if not question:
+        raise RagError("the question is empty; type a question such as 2023年新增了多少家高新技术企业？")
+    if len(question) > MAX_QUESTION_INPUT:
+        raise QuestionTooLong(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_INPUT:,}. "
+                       "Ask about one point at a time")
+    return question
 
 
 def _clean_question(question: str) -> str:
-    if not isinstance(question, str):
-        raise RagError(f"the question must be text, got {type(question).__name__}")
-    if not question.strip():
-        raise RagError("the question is empty; type a question such as 2023年新增了多少家高新技术企业？")
-    question = replace_surrogates(question.strip())
-    if len(question) > MAX_QUESTION_INPUT:
-        raise RagError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_INPUT:,}. "
-                       "Ask about one point at a time")
+    question = replace_surrogates(check_question(question))
     if len(question) > MAX_QUESTION_CHARS:
         log.warning("question of %d characters cut to %d for retrieval", len(question), MAX_QUESTION_CHARS)
         question = question[:MAX_QUESTION_CHARS]
@@ -513,6 +515,10 @@ def build_index(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.Pa
                        f"{exc.filename or lock_path}); choose a writable --index folder or fix its permissions") from None
     try:
         report = report if report is not None else BuildReport()
+        pointer = index_dir / "CURRENT"
+        if pointer.is_dir() and not pointer.is_symlink():
+            raise RagError(f"{pointer} is a folder, not the pointer file a build writes; it is not this program's "
+                           "to delete: move it away, then build again")
         _remove_leftovers(index_dir)
         _build_locked(Path(corpus_dir), index_dir, model, mapping, rebuild, progress, report, follow_symlinks)
     finally:

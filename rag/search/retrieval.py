@@ -91,7 +91,7 @@ def check_filters(filters: Any) -> dict[str, Any]:
         values = [str(v).strip() for v in values]
         if key in DATE_FILTERS:
             if len(values) > 1:
-                raise RagError(f"filter {key} takes one date, got {len(values)}")
+                raise RagError(f"filter {key} takes one date such as 2024-01-05, got {len(values)}")
             values = [_filter_date(key, values[0])]
         elif key == "year":
             values = [_filter_year(v) for v in values]
