@@ -144,6 +144,24 @@ def cmd_serve(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.conversations:
+        from rag.conversation_eval import evaluate_conversations, format_summary, summary
+        from rag.evaluation import corpus_index
+
+        indexes: dict = {}
+
+        def index_for(corpus: str):
+            if corpus not in indexes:
+                indexes[corpus] = corpus_index(corpus, model=args.model, progress=False)
+            return indexes[corpus]
+
+        results = evaluate_conversations(index_for, split=args.split)
+        if args.json:
+            print(json_for_terminal({"summary": summary(results), "turns": [vars(r) for r in results]}))
+        else:
+            say(f"follow-up turns of eval/conversations.jsonl ({args.split} part)\n")
+            say(format_summary(summary(results)))
+        return 0
     from rag.evaluation import run_cli
 
     return run_cli(args)
@@ -219,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write a Markdown report to this path")
     p.add_argument("--model", default=None)
     p.add_argument("--limit", type=int, default=None, help="only the first N questions of each file")
+    p.add_argument("--conversations", action="store_true",
+                   help="run the follow-up conversations of eval/conversations.jsonl instead")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure build time, query latency and memory")

@@ -90,7 +90,8 @@ def load_eval_set(path: str | os.PathLike) -> list[EvalItem]:
 
 def default_eval_files() -> list[str]:
     """eval/*.jsonl of the repository, sorted, then the CMRC 2018 trial set when ../shared holds it."""
-    files = sorted(glob.glob(str(REPO / "eval" / "*.jsonl")))
+    files = sorted(f for f in glob.glob(str(REPO / "eval" / "*.jsonl"))
+                   if Path(f).name != "conversations.jsonl")  # turns, not questions: `rag eval --conversations`
     if (shared_dir() / CMRC_FILE).is_file():
         files.append(CMRC_SET)
     return files

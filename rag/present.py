@@ -72,6 +72,7 @@ def answer_to_json(answer: Answer) -> dict:
     """A JSON-ready dict: the answer plus each citation with its highlight spans and their texts."""
     return {
         "question": answer.question,
+        "completed_question": answer.completed_question or answer.question,
         "answer": answer.text,
         "found": answer.found,
         "kind": answer.kind,

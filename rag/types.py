@@ -90,6 +90,7 @@ class Answer:
     kind: str = ""  # quantity, person, organisation, date, document, list, reason, yesno, other
     elapsed_ms: float = 0.0
     exact: bool = True  # False: no exact value was found, the answer is the source sentence that says it
+    completed_question: str = ""  # what was searched: the question completed from the conversation (or as asked)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

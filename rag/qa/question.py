@@ -272,6 +272,10 @@ def _qualifiers(text: str) -> list[str]:
     return [group for group, cues in QUALIFIER_GROUPS.items() if any(_cue_in(cue, text) for cue in cues["question"])]
 
 
+qualifiers_of = _qualifiers  # for rag.qa.conversation: which qualifier groups a phrase names
+ZH_QUESTION_WORD = _ZH_QWORD
+
+
 def _places(text: str) -> list[str]:
     return [scope for scope, words in PLACE_SCOPES.items() if any(w in text for w in words)]
 

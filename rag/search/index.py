@@ -253,14 +253,22 @@ class Index:
                    start=chunk.start, end=chunk.end, score=round(score, 6), meta=meta)
 
     def answer(self, question: str, k: int = 5, mode: str = "hybrid",
-               filters: dict[str, Any] | None = None) -> Answer:
-        """An extractive answer with highlighted citations, or an honest not-found."""
+               filters: dict[str, Any] | None = None, history: list[dict] | None = None) -> Answer:
+        """An extractive answer with highlighted citations, or an honest not-found.
+
+        `history` holds the earlier turns of a conversation ({"question", "answer", "doc_id"?}, oldest first): a
+        follow-up (「那总数呢？」, "and in 2022?") is completed from them, and `completed_question` says how."""
         from rag.qa import answer_question
+        from rag.qa.conversation import complete_question
 
         started = time.perf_counter()
-        info, hits = self.answer_inputs(question, k=k, mode=mode, filters=filters)
+        completion = complete_question(check_question(question), history)
+        if completion.doc_id and not (filters or {}).get("doc_id"):
+            filters = {**(filters or {}), "doc_id": completion.doc_id}  # 这份答复: the document of that turn
+        info, hits = self.answer_inputs(completion.completed, k=k, mode=mode, filters=filters)
         result = answer_question(info, hits, embedder=self.embedder)
         result.question = question
+        result.completed_question = completion.completed
         result.citations = result.citations[:k]
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return result

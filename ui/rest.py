@@ -1,0 +1,269 @@
+"""The REST API beside the web chat: plain JSON at /api/v1, described by OpenAPI, over the same loaded Index.
+
+ui.app.launch mounts it on the Gradio server. With a key set, every route but the docs needs
+`Authorization: Bearer <key>`. Errors are {"error": message} with 400 (bad input), 401, 404 (unknown document or
+route), 413 (body over the cap, from ui.limits) or 500. Searches and answers run in worker threads, at most
+ui.app.CONCURRENCY at once, so the event loop keeps serving the page meanwhile.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from html import escape
+from typing import Any, Callable, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from rag.feedback import MAX_ANSWER_CHARS, FeedbackStore, Rating
+from rag.search.index import MAX_QUESTION_INPUT, Index, check_question
+from rag.types import RagError, shown
+from ui.app import CONCURRENCY, DEFAULT_K, MAX_HISTORY_TURNS, MAX_K, answer_json, conversation, resolve_mode
+from ui.render import citation_json, document_summary
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+QUESTION = "2023年石家庄新增了多少家高新技术企业？"
+Mode = Literal["hybrid", "keyword", "semantic", "bm25", "dense"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+
+class Turn(Strict):
+    """One earlier turn of the conversation."""
+
+    question: str = Field(max_length=MAX_QUESTION_INPUT)
+    answer: str | None = Field(None, max_length=MAX_ANSWER_CHARS)
+
+
+class SearchRequest(Strict):
+    question: str = Field(description=f"at most {MAX_QUESTION_INPUT:,} characters", examples=[QUESTION])
+    mode: Mode = Field("hybrid", description="hybrid = keyword + semantic; keyword = bm25; semantic = dense")
+    k: int = Field(DEFAULT_K, ge=1, le=MAX_K, strict=True, description="number of paragraphs")
+    filters: dict[str, Any] = Field(default_factory=dict, examples=[{"year": 2024}],
+                                    description="doc_id, path_prefix, issuer, year, date_from, date_to: "
+                                                "text, a whole number or a list of them")
+
+
+class AnswerRequest(SearchRequest):
+    history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
+                                description="earlier turns, oldest first; a follow-up question is completed from them")
+
+
+class Citation(BaseModel):
+    n: int
+    doc_id: str
+    title: str
+    issuer: str
+    date: str
+    section: str
+    start: int = Field(description="offset of the paragraph in the document text")
+    end: int
+    score: float
+    text: str
+    highlights: list[tuple[int, int]] = Field(description="answer spans, offsets into text")
+
+
+class SearchResponse(BaseModel):
+    question: str
+    mode: str
+    elapsed_ms: float
+    hits: list[Citation]
+
+
+class AnswerResponse(BaseModel):
+    question: str
+    completed_question: str = Field(description="the question actually searched (a follow-up completed)")
+    answer: str | None = Field(description="the answer, or the not-found message when found is false")
+    answer_with_citations: str | None
+    found: bool
+    exact: bool = Field(description="true: a value taken verbatim; false: the source sentence that says it")
+    kind: str
+    mode: str
+    elapsed_ms: float
+    citations: list[Citation]
+
+
+class DocumentSummary(BaseModel):
+    doc_id: str
+    title: str
+    issuer: str
+    date: str
+    chunks: int
+
+
+class DocumentView(BaseModel):
+    doc_id: str
+    title: str
+    meta: dict[str, Any]
+    text: str = Field(description="the text as stored; citation offsets index into it")
+
+
+class Cited(Strict):
+    doc_id: str
+    start: int
+    end: int
+
+
+class FeedbackRequest(Strict):
+    question: str
+    answer: str | None
+    rating: Rating
+    comment: str | None = None
+    correction: str | None = Field(None, description="the right answer; it becomes the expected answer of an eval case")
+    completed_question: str | None = None
+    citations: list[Cited] = Field(default_factory=list)
+
+
+class FeedbackStored(BaseModel):
+    id: int
+    generation: str
+
+
+class Health(BaseModel):
+    status: str
+    documents: int
+    chunks: int
+    generation: str
+    model: str
+
+
+def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """pydantic's complaints as one line: where, and what was expected (never the value sent)."""
+    parts = []
+    for item in exc.errors()[:5]:
+        where = ".".join(str(p)[:80] for p in item.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def key_check(api_key: str) -> Callable:
+    """The dependency that refuses a call without `Authorization: Bearer <api_key>` (compared in constant time)."""
+    expected = api_key.encode()
+    bearer = HTTPBearer(auto_error=False, description="the server's API key (rag serve --api-key or RAG_API_KEY)")
+
+    async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected):
+            raise HTTPException(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def docs_html(schema: dict) -> str:
+    """A docs page that works offline (Swagger UI would load its scripts from a CDN): each route and the schemas."""
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{escape(schema['info']['title'])}</title>",
+             "<style>body{font:14px system-ui,sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;"
+             "padding:8px;overflow:auto}</style>",
+             f"<h1>{escape(schema['info']['title'])}</h1><p>{escape(schema['info'].get('description', ''))}</p>",
+             f"<p>Machine-readable: <a href='{PREFIX}/openapi.json'>{PREFIX}/openapi.json</a></p>"]
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            parts.append(f"<h2><code>{method.upper()} {escape(PREFIX + path)}</code></h2>"
+                         f"<p>{escape(op.get('description') or op.get('summary', ''))}</p>")
+    schemas = json.dumps(schema.get("components", {}).get("schemas", {}), ensure_ascii=False, indent=1)
+    parts.append(f"<h2>Schemas</h2><pre>{escape(schemas)}</pre>")
+    return "".join(parts)
+
+
+def create_api(index: Index, api_key: str | None = None) -> FastAPI:
+    """The /api/v1 application over one loaded index (mounted by ui.app.launch)."""
+    api = FastAPI(title="Government Reply Q&A · REST API", version="1", openapi_url="/openapi.json",
+                  docs_url=None, redoc_url=None, dependencies=[Depends(key_check(api_key))] if api_key else [],
+                  description="Extractive answers with cited source spans over the indexed government replies. "
+                              "Errors are {\"error\": message}.")
+    slots = asyncio.Semaphore(CONCURRENCY)
+    store = FeedbackStore(index.index_dir)
+
+    async def heavy(fn: Callable, *args, **kwargs):
+        """Run a search or an answer in a worker thread, at most CONCURRENCY at once (the rest wait their turn)."""
+        async with slots:
+            return await run_in_threadpool(fn, *args, **kwargs)
+
+    api.add_exception_handler(RagError, lambda request, exc: error(400, str(exc)))
+    api.add_exception_handler(RequestValidationError, lambda request, exc: error(400, validation_message(exc)))
+    api.add_exception_handler(HTTPException, lambda request, exc: error(exc.status_code, str(exc.detail),
+                                                                        exc.headers))
+
+    @api.middleware("http")
+    async def internal_errors(request: Request, call_next):
+        """A bug answers 500 in the API's error shape; its one trace goes to the server log."""
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("REST request failed")
+            return error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    @api.post("/search", response_model=SearchResponse)
+    async def search(body: SearchRequest) -> dict:
+        """The k best paragraphs for a question, best first (no answer extracted)."""
+        question, mode = check_question(body.question), resolve_mode(body.mode)
+
+        def timed() -> tuple[list, float]:
+            started = time.perf_counter()
+            hits = index.search(question, k=body.k, mode=mode, filters=body.filters)
+            return hits, round((time.perf_counter() - started) * 1000, 1)
+
+        hits, elapsed = await heavy(timed)
+        return {"question": question, "mode": mode, "elapsed_ms": elapsed,
+                "hits": [citation_json(n, hit) for n, hit in enumerate(hits, 1)]}
+
+    @api.post("/answer", response_model=AnswerResponse)
+    async def answer(body: AnswerRequest) -> dict:
+        """An extractive answer with highlighted citations, or an honest not-found; `history` carries the
+        conversation so a follow-up (那2022年呢？) is completed from it."""
+        question, mode = check_question(body.question), resolve_mode(body.mode)
+        turns = [turn.model_dump() for turn in body.history]
+        result = await heavy(index.answer, question, k=body.k, mode=mode, filters=body.filters,
+                             **conversation(index, turns))
+        return {**answer_json(result, mode), "completed_question": getattr(result, "completed_question", question)}
+
+    @api.get("/documents", response_model=list[DocumentSummary])
+    async def documents() -> list[dict]:
+        """Every indexed document: doc_id, title, issuer, date and number of paragraphs."""
+        counts = index.chunk_counts()
+        return [document_summary(doc, counts.get(doc.doc_id, 0)) for doc in index.documents()]
+
+    @api.get("/documents/{doc_id:path}", response_model=DocumentView)
+    async def document(doc_id: str) -> dict:
+        """One indexed document by its id (URL-encode '#' as %23); only ids in the index resolve, never a path."""
+        try:
+            doc = index.document(doc_id)
+        except RagError:
+            raise HTTPException(404, f"no document {shown(doc_id)} in this index; GET {PREFIX}/documents lists "
+                                     "the ids") from None
+        return {"doc_id": doc.doc_id, "title": doc.title, "meta": doc.meta, "text": doc.text}
+
+    @api.post("/feedback", response_model=FeedbackStored, status_code=201)
+    async def feedback(body: FeedbackRequest) -> dict:
+        """Record a 👍 (up) or 👎 (down) on an answer, with an optional comment or corrected answer."""
+        fields = body.model_dump()
+        row = await run_in_threadpool(store.record, **fields, generation=index.generation.name)
+        return {"id": row, "generation": index.generation.name}
+
+    @api.get("/health", response_model=Health)
+    async def health() -> dict:
+        """The index being served: documents, paragraphs, generation and embedding model."""
+        return {"status": "ok", "documents": len(index.documents()), "chunks": len(index.chunks),
+                "generation": index.generation.name, "model": str(index.manifest.get("model", ""))}
+
+    async def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(docs_html(api.openapi()))
+
+    api.add_route("/docs", docs, include_in_schema=False)  # no key needed: it holds no data
+    return api
