@@ -139,7 +139,38 @@ def cmd_docs(args) -> int:
 def cmd_serve(args) -> int:
     from ui.app import serve
 
-    serve(corpus_dir=args.corpus, index_dir=args.index, host=args.host, port=args.port, model=args.model)
+    serve(corpus_dir=args.corpus, index_dir=args.index, host=args.host, port=args.port, model=args.model,
+          api_key=args.api_key)
+    return 0
+
+
+def cmd_feedback(args) -> int:
+    """`rag feedback export|stats`: the ratings recorded beside the index, as eval lines or counts."""
+    from pathlib import Path
+
+    from rag.feedback import FeedbackStore, eval_line
+    from rag.types import RagError
+
+    store = FeedbackStore(args.index)
+    if args.action == "stats":
+        stats = store.stats()
+        if args.json:
+            print(json_for_terminal(stats))
+        else:
+            say(f"{stats['ratings']} ratings in {stats['file']}: {stats['up']} up, {stats['down']} down; "
+                f"{stats['with_correction']} with a correction, {stats['without_correction']} without; "
+                f"last {stats['last'] or '—'}")
+        return 0
+    cases = store.eval_cases(corpus=args.corpus, split=args.split)
+    text = "".join(eval_line(case) + "\n" for case in cases)
+    if not args.output:
+        print(text, end="")
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RagError(f"cannot write {args.output} ({exc.strerror or exc})") from None
+    say(f"wrote {len(cases)} eval cases to {args.output}; run them with `rag eval {args.output} --split {args.split}`")
     return 0
 
 
@@ -225,7 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--api-key", default=None, metavar="KEY",
+                   help="require Authorization: Bearer KEY on the REST API /api/v1 (default: $RAG_API_KEY; "
+                        "the variable keeps the key out of the process list)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("feedback", help="the 👍/👎 ratings recorded beside the index: export them or count them")
+    p.add_argument("action", choices=("export", "stats"),
+                   help="export: the rated questions as eval JSONL lines; stats: counts and the last time")
+    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: %(default)s)")
+    p.add_argument("--output", metavar="FILE", help="export: write the JSONL here (default: print it)")
+    p.add_argument("--corpus", default="reference",
+                   help="export: the eval corpus the cases ask (default: %(default)s)")
+    p.add_argument("--split", choices=("dev", "test"), default="dev",
+                   help="export: the eval part the cases join (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="stats: print JSON")
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("eval", help="run eval sets and report retrieval and answer quality")
     p.add_argument("files", nargs="*", help="eval JSONL files, or cmrc for the CMRC 2018 trial set "

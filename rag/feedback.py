@@ -187,6 +187,14 @@ class FeedbackStore:
         return cases
 
 
+def eval_line(case: dict[str, Any]) -> str:
+    """One JSONL line that stays one line for str.splitlines (the eval loader's), Chinese kept readable: controls,
+    bidi marks and the Unicode line separators written as JSON escapes."""
+    from rag.present import json_for_terminal
+
+    return json_for_terminal(case, indent=None).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
 def case_question(row: dict[str, Any]) -> str:
     """An eval question stands alone, so a case asks what was searched (the completed question)."""
     return row["completed_question"] or row["question"]

@@ -23,10 +23,11 @@ def for_terminal(text: str) -> str:
     return _TERMINAL_UNSAFE.sub(_visible, str(text).replace("\r\n", "\n"))
 
 
-def json_for_terminal(data) -> str:
+def json_for_terminal(data, indent: int | None = 2) -> str:
     """JSON whose strings carry no raw control characters (json escapes C0 itself; C1 and bidi marks are escaped
-    here, which stays valid JSON because such characters can only stand inside strings)."""
-    return _TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, ensure_ascii=False, indent=2))
+    here, which stays valid JSON because such characters can only stand inside strings); indent=None: one line."""
+    return _TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}",
+                                json.dumps(data, ensure_ascii=False, indent=indent))
 
 
 # ---- output --------------------------------------------------------------------------------------------------------

@@ -76,3 +76,13 @@ def test_index_answer_completes_the_follow_up(reference_index):
     signer = reference_index.answer("这份答复是谁签发的？", history=history)
     assert signer.found and "王金生" in signer.text
     assert all(c.doc_id == history[0]["doc_id"] for c in signer.citations)
+
+
+def test_the_chat_shows_what_was_searched():
+    from rag.types import Answer
+    from ui.render import answer_markdown
+
+    completed = Answer(question="那总数呢？", text="总数达到3431家", found=True, completed_question="2023年高新技术企业，总数是多少？")
+    assert answer_markdown(completed).startswith("*已理解为 Understood as：2023年高新技术企业，总数是多少？*")
+    alone = Answer(question="2023年新增多少家？", text="360家", found=True, completed_question="2023年新增多少家？")
+    assert "已理解为" not in answer_markdown(alone)

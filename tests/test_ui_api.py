@@ -52,14 +52,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(tmp_root: Path):
-    """Build an index of the test corpus, start the web chat on a free port; returns (demo, url)."""
+def start_app(tmp_root: Path, files: dict[str, str] | None = None, **options):
+    """Build an index of the test corpus (plus `files`: relative path -> text) into tmp_root/index, start the web
+    chat (create_app `options`, e.g. api_key) on a free port; returns (demo, url)."""
     import rag
-    from ui.app import create_app, launch
 
     corpus = make_corpus(tmp_root)
-    index = rag.build_index(corpus, tmp_root / "index", progress=False)
-    demo = create_app(index)
+    for name, text in (files or {}).items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text, encoding="utf-8")
+    return launch_app(rag.build_index(corpus, tmp_root / "index", progress=False), **options)
+
+
+def launch_app(index, **options):
+    """Serve a loaded index (create_app `options`) on a free port; returns (demo, url)."""
+    from ui.app import create_app, launch
+
+    demo = create_app(index, **options)
     _, url, _ = launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     return demo, url
 

@@ -3,7 +3,8 @@
     from ui.app import serve
     serve("corpus", "index")                      # http://127.0.0.1:7860
 
-Endpoints for scripts (gradio_client): /ask, /document, /documents — see README "Web chat".
+Endpoints for scripts (gradio_client): /ask, /document, /documents — see README "Web chat"; the REST API
+(ui/rest.py) is mounted at /api/v1 of the same server. 👍/👎 on a reply go to rag.feedback.
 Documents are only ever read through `index.document(doc_id)`; no request names a file path.
 """
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any, Iterator
 
 import gradio as gr
 from starlette.middleware import Middleware
+from starlette.routing import Mount
 
+from rag.feedback import FeedbackStore
 from rag.search.index import Index, build_index, index_exists, load_index
 from rag.search.index import check_question as checked_question
 from rag.types import Answer, Document, Hit, QuestionTooLong, RagError, shown
@@ -264,8 +267,7 @@ class WebChat:
     def documents(self) -> list[dict]:
         """Every indexed document: doc_id, title, issuer, date, chunks."""
         with user_errors():
-            counts = self.index.chunk_counts()
-            return [document_summary(d, counts.get(d.doc_id, 0)) for d in self.index.documents()]
+            return document_list(self.index)
 
     # ---- page ---------------------------------------------------------------------------------
     def accept(self, question: str, history: list) -> tuple[list, str, str]:
@@ -277,17 +279,37 @@ class WebChat:
         return history, "", question
 
     def respond(self, question: str, history: list, mode: str, k: int, doc_id: str, issuer: str,
-                year: str) -> tuple[list, str, str, list]:
-        """Answer the pending question: chat reply, sources panel, first cited document, citation state."""
+                year: str, turns: list) -> tuple[list, str, str, list, list]:
+        """Answer the pending question: chat reply, sources panel, first cited document, citation state, and
+        the answered turns (the conversation, and what a 👍/👎 rates)."""
         with user_errors():
             resolved = resolve_mode(mode)
+            turns = list(turns or [])
             answer = self.index.answer(question, k=parse_k(k), mode=resolved,
-                                       filters=build_filters(doc_id, issuer, year))
+                                       filters=build_filters(doc_id, issuer, year), history=turns)
             history = list(history or []) + [
                 {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, resolved)}]
             cites = [cite_state(hit) for hit in answer.citations]
             view = self.render_cite(cites, 0) if answer.found and cites else empty_document_html()
-            return history, sources_html(answer), view, cites
+            turns.append(turn_state(answer, len(history) - 1, cites))
+            return history, sources_html(answer), view, cites, turns
+
+    def rate(self, turns: list, evt: gr.LikeData) -> list:
+        """Record a 👍/👎 on a reply in the feedback store; the other thumb replaces it, the same one withdraws it."""
+        with user_errors():
+            turn = next((t for t in reversed(turns or []) if t["message"] == evt.index), None)
+            if turn is None:
+                return turns
+            store = FeedbackStore(self.index.index_dir)  # the file appears with the first rating
+            previous, turn["feedback"] = turn["feedback"], None
+            if evt.liked is True or evt.liked is False:
+                turn["feedback"] = store.record(
+                    turn["question"], turn["answer"] or None, "up" if evt.liked else "down",
+                    completed_question=turn["completed_question"], citations=turn["citations"],
+                    generation=self.index.generation.name, replaces=previous)
+            elif previous is not None:
+                store.withdraw(previous)
+            return turns
 
     def open_source(self, cites: list, evt: gr.EventData) -> str:
         """The whole document of the clicked source, its paragraph marked and scrolled into view."""
@@ -304,9 +326,24 @@ class WebChat:
         return document_html(doc, cite["start"], cite["end"], cite["highlights"])
 
 
+def document_list(index: Index) -> list[dict]:
+    """The /documents rows of the chat's API and of the REST API."""
+    counts = index.chunk_counts()
+    return [document_summary(d, counts.get(d.doc_id, 0)) for d in index.documents()]
+
+
 def cite_state(hit: Hit) -> dict:
     """What the page remembers about a citation to open it later (no text; the index has it)."""
     return {"doc_id": hit.doc_id, "start": hit.start, "end": hit.end, "highlights": [list(s) for s in hit.highlights]}
+
+
+def turn_state(answer: Answer, message: int, cites: list[dict]) -> dict:
+    """One answered turn: a turn of `history` for the next question ({"question", "answer", "doc_id"}), the chat
+    message it is shown in, what a rating stores, and that rating's id."""
+    return {"question": answer.question, "answer": answer.text if answer.found else "",
+            "doc_id": cites[0]["doc_id"] if answer.found and cites else "", "message": message,
+            "completed_question": answer.completed_question or answer.question,
+            "citations": [{key: c[key] for key in ("doc_id", "start", "end")} for c in cites], "feedback": None}
 
 
 def header_html(index: Index) -> str:
@@ -322,13 +359,16 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def create_app(index: Index) -> gr.Blocks:
-    """The page and the API endpoints over one loaded index."""
+def create_app(index: Index, api_key: str | None = None) -> gr.Blocks:
+    """The page and the API endpoints over one loaded index; `api_key` guards the REST API that launch mounts."""
+    from ui.rest import create_api  # it imports this module
+
     chat = WebChat(index)
     doc_choices, issuer_choices, year_choices = filter_choices(index)
     with gr.Blocks(title="政务答复问答 · Gov Reply Q&A", fill_width=True) as demo:
         gr.HTML(header_html(index), js_on_load=None)
         cites = gr.State([])
+        turns = gr.State([])
         pending = gr.State("")
         with gr.Row(equal_height=True, elem_id="toolbar"):
             mode = gr.Radio(MODES, value="hybrid", label="Retrieval 检索方式", scale=4, min_width=360, elem_id="mode")
@@ -343,8 +383,8 @@ def create_app(index: Index) -> gr.Blocks:
         with gr.Row(equal_height=False, elem_id="panels"):
             with gr.Column(scale=12, min_width=420):
                 chatbot = gr.Chatbot(label="Chat 对话", show_label=False, height="calc(100vh - 430px)", min_height=240,
-                                     latex_delimiters=[], elem_id="chat", feedback_options=None, buttons=["copy"],
-                                     layout="bubble",
+                                     latex_delimiters=[], elem_id="chat", buttons=["copy"], layout="bubble",
+                                     feedback_options=("Like", "Dislike"),  # 👍/👎, recorded by WebChat.rate
                                      placeholder="Ask about the indexed government replies, in Chinese or English. "
                                                  "可用中文或英文提问。")
                 with gr.Row(equal_height=True):
@@ -358,8 +398,8 @@ def create_app(index: Index) -> gr.Blocks:
             with gr.Column(scale=10, min_width=340):
                 viewer = gr.HTML(empty_document_html(), js_on_load=DOCUMENT_JS, elem_id="document")
 
-        answer_inputs = [pending, chatbot, mode, k, doc_filter, issuer_filter, year_filter]
-        answer_outputs = [chatbot, sources, viewer, cites]
+        answer_inputs = [pending, chatbot, mode, k, doc_filter, issuer_filter, year_filter, turns]
+        answer_outputs = [chatbot, sources, viewer, cites, turns]
         for trigger in (question.submit, ask_button.click):
             trigger(chat.accept, [question, chatbot], [chatbot, question, pending], concurrency_limit=None,
                     api_visibility="private", show_progress="hidden").success(
@@ -371,27 +411,37 @@ def create_app(index: Index) -> gr.Blocks:
             chat.respond, answer_inputs, answer_outputs, concurrency_id="answer",
             concurrency_limit=CONCURRENCY, api_visibility="private")
         sources.click(chat.open_source, [cites], [viewer], api_visibility="private", concurrency_limit=None)
+        chatbot.like(chat.rate, [turns], [turns], api_visibility="private", concurrency_limit=None)
+        chatbot.clear(lambda: [], None, [turns], api_visibility="private", concurrency_limit=None)  # a new conversation
 
         gr.api(chat.ask, api_name="ask", concurrency_id="answer", concurrency_limit=CONCURRENCY)
         gr.api(chat.document, api_name="document", concurrency_limit=None)
         gr.api(chat.documents, api_name="documents", concurrency_limit=None)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+    demo.rest_api = create_api(index, api_key)
     return demo
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,
            quiet: bool = False):
-    """Start the server with the page's theme and CSS (no share link, no extra file access, bodies capped)."""
+    """Start the server with the page's theme and CSS (no share link, no extra file access, bodies capped on
+    every route, the REST API of create_app mounted at /api/v1 ahead of Gradio's routes)."""
+    from ui.rest import PREFIX
+
+    routes = [Mount(PREFIX, app=demo.rest_api)] if getattr(demo, "rest_api", None) else []
     theme = gr.themes.Default(primary_hue="blue", font=FONTS, font_mono=("ui-monospace", "monospace"))
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, share=False,
                        quiet=quiet, theme=theme, css=CSS, footer_links=["api"], show_error=False,
                        ssr_mode=False, mcp_server=False, num_workers=0,
-                       app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)]})
+                       app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)],
+                                   "routes": routes})
 
 
 def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127.0.0.1", port: int = 7860,
-          model: str | None = None) -> None:
-    """Build the index when missing (with progress), load it, warm the model up, and serve the web chat."""
+          model: str | None = None, api_key: str | None = None) -> None:
+    """Build the index when missing (with progress), load it, warm the model up, and serve the web chat and the
+    REST API (guarded by `api_key`, else $RAG_API_KEY, when either is set)."""
+    api_key = api_key or os.environ.get("RAG_API_KEY") or None
     if not index_exists(index_dir):
         print(f"no index in {index_dir}: building it from {corpus_dir} (first run only)", flush=True)
         build_index(corpus_dir, index_dir, model=model, progress=True)
@@ -399,4 +449,6 @@ def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127
     print(f"loaded {plural(len(index.documents()), 'document')}, {plural(len(index.chunks), 'paragraph')} "
           f"from {index_dir}", flush=True)
     index.search("warm up 预热", k=1)  # loads the embedding model before the first visitor waits for it
-    launch(create_app(index), host=host, port=port)
+    print(f"REST API at /api/v1 ({'Authorization: Bearer <key> required' if api_key else 'no key'}); "
+          "docs at /api/v1/docs", flush=True)
+    launch(create_app(index, api_key=api_key), host=host, port=port)

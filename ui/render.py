@@ -190,7 +190,15 @@ SENTENCE_NOTE = "The passage that answers it (no exact value extracted) · 原�
 
 
 def answer_markdown(answer: Answer) -> str:
-    """The chat reply: the answer with [n] markers, or an honest not-found; escaped for Markdown."""
+    """The chat reply: the question as it was understood (when completed from the conversation), then the answer
+    with [n] markers, or an honest not-found; escaped for Markdown."""
+    completed = answer.completed_question
+    if completed and completed != answer.question:  # the user sees what was searched and can correct it
+        return f"*已理解为 Understood as：{markdown_escape(completed)}*\n\n" + _answer_body(answer)
+    return _answer_body(answer)
+
+
+def _answer_body(answer: Answer) -> str:
     if answer.found and answer.text:
         body = markdown_escape(with_markers(answer))
         if not answer.exact:  # no exact value was found: say that this is the source sentence, not an extracted fact

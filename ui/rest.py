@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
 import time
 from html import escape
 from typing import Any, Callable, Literal
@@ -23,17 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from rag.feedback import MAX_ANSWER_CHARS, FeedbackStore, Rating
+from rag.feedback import FeedbackStore, Rating
+from rag.qa.conversation import MAX_TURN_CHARS, MAX_TURNS
 from rag.search.index import MAX_QUESTION_INPUT, Index, check_question
 from rag.types import RagError, shown
-from ui.app import CONCURRENCY, DEFAULT_K, MAX_HISTORY_TURNS, MAX_K, answer_json, conversation, resolve_mode
-from ui.render import citation_json, document_summary
-
-log = logging.getLogger(__name__)
+from ui.app import CONCURRENCY, DEFAULT_K, MAX_K, MODE_ALIASES, document_list, resolve_mode
+from ui.render import answer_json, citation_json
 
 PREFIX = "/api/v1"
 QUESTION = "2023年石家庄新增了多少家高新技术企业？"
-Mode = Literal["hybrid", "keyword", "semantic", "bm25", "dense"]
+Mode = Literal[tuple(MODE_ALIASES)]  # the web chat's words and the index's
 
 
 class Strict(BaseModel):
@@ -43,8 +41,10 @@ class Strict(BaseModel):
 class Turn(Strict):
     """One earlier turn of the conversation."""
 
-    question: str = Field(max_length=MAX_QUESTION_INPUT)
-    answer: str | None = Field(None, max_length=MAX_ANSWER_CHARS)
+    question: str = Field(max_length=MAX_TURN_CHARS)
+    answer: str | None = Field(None, max_length=MAX_TURN_CHARS, description="the answer shown for it")
+    doc_id: str | None = Field(None, max_length=MAX_TURN_CHARS,
+                               description="the document it cited first (a later 这份答复 keeps to it)")
 
 
 class SearchRequest(Strict):
@@ -57,8 +57,9 @@ class SearchRequest(Strict):
 
 
 class AnswerRequest(SearchRequest):
-    history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
-                                description="earlier turns, oldest first; a follow-up question is completed from them")
+    history: list[Turn] = Field(default_factory=list, max_length=MAX_TURNS,
+                                description=f"earlier turns, oldest first (the latest {MAX_TURNS} at most); "
+                                            "a follow-up question is completed from them")
 
 
 class Citation(BaseModel):
@@ -148,6 +149,8 @@ def validation_message(exc: RequestValidationError) -> str:
     parts = []
     for item in exc.errors()[:5]:
         where = ".".join(str(p)[:80] for p in item.get("loc", ()) if p != "body") or "body"
+        if item.get("type") == "json_invalid":  # its loc is a character position
+            where = "body"
         parts.append(f"{where}: {item.get('msg', 'invalid')}")
     return "; ".join(parts)
 
@@ -199,15 +202,9 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
     api.add_exception_handler(RequestValidationError, lambda request, exc: error(400, validation_message(exc)))
     api.add_exception_handler(HTTPException, lambda request, exc: error(exc.status_code, str(exc.detail),
                                                                         exc.headers))
-
-    @api.middleware("http")
-    async def internal_errors(request: Request, call_next):
-        """A bug answers 500 in the API's error shape; its one trace goes to the server log."""
-        try:
-            return await call_next(request)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("REST request failed")
-            return error(500, f"internal error ({type(exc).__name__}); see the server log")
+    # a bug: the client gets the error shape, the server log the one trace (Starlette re-raises it to uvicorn)
+    api.add_exception_handler(Exception, lambda request, exc: error(
+        500, f"internal error ({type(exc).__name__}); see the server log"))
 
     @api.post("/search", response_model=SearchResponse)
     async def search(body: SearchRequest) -> dict:
@@ -228,16 +225,14 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
         """An extractive answer with highlighted citations, or an honest not-found; `history` carries the
         conversation so a follow-up (那2022年呢？) is completed from it."""
         question, mode = check_question(body.question), resolve_mode(body.mode)
-        turns = [turn.model_dump() for turn in body.history]
         result = await heavy(index.answer, question, k=body.k, mode=mode, filters=body.filters,
-                             **conversation(index, turns))
-        return {**answer_json(result, mode), "completed_question": getattr(result, "completed_question", question)}
+                             history=[turn.model_dump() for turn in body.history])
+        return answer_json(result, mode)
 
     @api.get("/documents", response_model=list[DocumentSummary])
     async def documents() -> list[dict]:
         """Every indexed document: doc_id, title, issuer, date and number of paragraphs."""
-        counts = index.chunk_counts()
-        return [document_summary(doc, counts.get(doc.doc_id, 0)) for doc in index.documents()]
+        return document_list(index)
 
     @api.get("/documents/{doc_id:path}", response_model=DocumentView)
     async def document(doc_id: str) -> dict:
@@ -252,8 +247,7 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
     @api.post("/feedback", response_model=FeedbackStored, status_code=201)
     async def feedback(body: FeedbackRequest) -> dict:
         """Record a 👍 (up) or 👎 (down) on an answer, with an optional comment or corrected answer."""
-        fields = body.model_dump()
-        row = await run_in_threadpool(store.record, **fields, generation=index.generation.name)
+        row = await run_in_threadpool(store.record, **body.model_dump(), generation=index.generation.name)
         return {"id": row, "generation": index.generation.name}
 
     @api.get("/health", response_model=Health)

@@ -25,6 +25,8 @@ MAX_TURN_CHARS = 20_000  # a turn's question or answer; longer ones are a pasted
 RELATIVE_YEARS = {"去年": -1, "上一年": -1, "上年": -1, "前年": -2, "次年": 1, "第二年": 1, "后一年": 1, "明年": 1,
                   "last year": -1, "the year before": -1, "the previous year": -1, "the next year": 1}
 _END_PUNCT = "？?。.!！ \t\n"
+_ZH_ANY_QWORD = re.compile(_CUES["zh"]["question_words"])
+_MEASURE_END = re.compile("(?:" + "|".join(map(re.escape, _CUES["zh"]["measure_suffixes"])) + ")$")
 ZH_QUESTION_PHRASE = re.compile(rf"了?(?:是|有|为|达到)?(?:{ZH_QUESTION_WORD.pattern})\s*(?:{UNIT_ALT})?|吗|呢")
 _EN_QWORD = re.compile(r"\b(how many|how much|what|which|who|when|where|why|how)\b", re.I)
 _EN_SUBJECTS = (  # the noun phrase an English question asks about: how many X were…, how much was X in 2022
@@ -52,6 +54,8 @@ class Completion:
     completed: str
     follow_up: str = ""  # year, qualifier, subset, pronoun, subject, ellipsis, document
     doc_id: str = ""  # the document a question naming "this reply" keeps to
+    context: str = ""  # the subject and constraints a next turn leans on (2023年新增高新技术企业)
+    previous_doc: str = ""  # the document the previous turn's answer cited: the conversation's document so far
 
 
 def check_history(history) -> list[Turn]:
@@ -81,12 +85,22 @@ def complete_question(question: str, history=None) -> Completion:
     previous: Completion | None = None
     for turn in check_history(history):
         done = _complete(turn.question, previous)
-        previous = Completion(turn.question, done.completed, done.follow_up, turn.doc_id or done.doc_id)
-    return _complete(question, previous)
+        done.doc_id = turn.doc_id or done.doc_id
+        previous = done
+    result = _complete(question, previous)
+    result.previous_doc = previous.doc_id if previous else ""
+    return result
 
 
 def _complete(question: str, previous: Completion | None) -> Completion:
-    question = question.strip()
+    done = _lean(question.strip(), previous)
+    if not done.context:
+        done.context = _question_core(done.completed, has_cjk(done.completed))
+    return done
+
+
+def _lean(question: str, previous: Completion | None) -> Completion:
+    """How the question leans on the previous turn, and the question completed from it."""
     if previous is None or not question:
         return Completion(question, question)
     zh = has_cjk(question) or (not re.search(r"[A-Za-z]", question) and has_cjk(previous.completed))
@@ -98,16 +112,14 @@ def _complete(question: str, previous: Completion | None) -> Completion:
     unpartitioned = body.replace(partitive, " ") if partitive else body  # 其 of 其中 is no pronoun
     pronoun = next((c for c in cues["pronouns"] + cues["determiners"] if _has(unpartitioned, c, zh)), "")
     own = analyze(body)
-    has_qword = bool(ZH_QUESTION_WORD.search(body) if zh else _EN_QWORD.search(body))
+    has_qword = bool(_ZH_ANY_QWORD.search(body) if zh else _EN_QWORD.search(body))
     subjectless = _subjectless(own)
-    if not (leaned or partitive or pronoun or subjectless or not has_qword):
-        return Completion(question, question)
     before = analyze(previous.completed)
     if has_qword and (partitive or pronoun or subjectless):
-        return _with_context(question, body, previous.completed, before, own, partitive, pronoun, zh)
-    if has_qword and not subjectless and not leaned:
-        return Completion(question, question)  # a new question of its own ("这项工作由谁负责？" names its subject)
-    return _substitute(question, body, previous.completed, before, own, zh)
+        return _with_context(question, body, previous, before, own, partitive, pronoun, zh)
+    if has_qword:  # a question of its own (「这项工作由谁负责？」, "And how much do drivers pay?"): as asked
+        return Completion(question, _end(body, zh) if leaned else question)
+    return _substitute(question, body, previous, before, own, zh)
 
 
 def _subjectless(own) -> bool:
@@ -185,45 +197,40 @@ def _remainder(body: str, own, zh: bool) -> str:
     return rest.strip(" ，,的")
 
 
-def _substitute(question: str, body: str, previous: str, before, own, zh: bool) -> Completion:
+def _substitute(question: str, body: str, previous: Completion, before, own, zh: bool) -> Completion:
     """An elliptic turn (「2022年呢？」「那总数呢？」「科技型中小企业呢？」, "And in 2022?"): the previous question with the
     parts this turn names put in place of the ones they replace."""
     body, relative = _relative_years(body, before.years)
     years = own.years or relative
-    completed = _replace_years(previous, years, zh)
+    completed = _replace_years(previous.completed, years, zh)
     rest = _remainder(body, own, zh)
     if not zh:
         rest = re.sub(r"^(?:the|in|for|on)\s+", "", rest, flags=re.I).strip()
-    replaced = _replaced_groups(body, before.qualifiers, zh)
-    completed = _drop_cues(completed, replaced)
-    form = "year" if years and not rest else "qualifier" if own.qualifiers else "subject" if rest else "ellipsis"
-    if rest:
-        completed = _insert(completed, rest, before, own, zh)
-    return Completion(question, _end(completed, zh), form)
+    if not rest:
+        return Completion(question, _end(completed, zh), "year" if years else "ellipsis")
+    context = _replace_years(previous.context, years, zh) if years and zh else previous.context
+    context = _drop_cues(context, _replaced_groups(body, before.qualifiers, zh))
+    head = before.head_word
+    core = completed.rstrip(_END_PUNCT)
+    asks = "多少" in core if zh else bool(re.match(r"how (many|much)", core, re.I))
+    if own.qualifiers or _subjectless(own) or (zh and _MEASURE_END.search(rest)):  # 总数, 增速, 赞成率: a new measure
+        if zh and not own.qualifiers:  # another measure of the same topic: the old measure does not carry
+            context = _replace_years(_topic(previous, before), years, zh) if years else _topic(previous, before)
+        text = f"{context}，{rest}" + ("是多少" if asks else "") if zh else f"What is the {rest} of {context}"
+        return Completion(question, _end(text, zh), "qualifier", context=context)
+    if zh and re.search(r"(领域|产业|行业|方面)$", rest) and head and head in core:
+        return Completion(question, _end(core.replace(head, rest + head, 1), zh), "subset")
+    if zh and head and head in core and len(own.terms) <= 2:
+        return Completion(question, _end(core.replace(head, rest, 1), zh), "subject")
+    match = None if zh else _en_subject(core)
+    if match and own.terms:
+        return Completion(question, _end(core[:match.start(1)] + rest + core[match.end(1):], zh), "subject")
+    return Completion(question, _end(f"{context}，{rest}" if zh else f"{core}, {rest}", zh), "ellipsis",
+                      context=context)
 
 
 def _en_subject(question: str) -> re.Match | None:
     return next((m for pattern in _EN_SUBJECTS for m in [pattern.search(question)] if m), None)
-
-
-def _insert(completed: str, rest: str, before, own, zh: bool) -> str:
-    """Put the new words where they belong: a new subject in place of the old, a field before it, a measure or
-    qualifier as what is asked of the same subject."""
-    head = before.head_word
-    core = completed.rstrip(_END_PUNCT)
-    if own.qualifiers or _subjectless(own):  # 总数, 增速, 累计, "the total": a measure of the same subject
-        context = _question_core(completed, zh)
-        asks = "多少" in core if zh else bool(re.match(r"how (many|much)", core, re.I))
-        return (f"{context}，{rest}" + ("是多少" if asks else "")) if zh else f"What is the {rest} of {context}"
-    if zh:
-        is_field = re.search(r"(领域|产业|行业|方面)$", rest)
-        if is_field:
-            return core.replace(head, rest + head, 1) if head and head in core else f"{core}，其中{rest}"
-        return core.replace(head, rest, 1) if head and head in core else f"{core}，{rest}"
-    match = _en_subject(core)
-    if match and own.terms:
-        return core[:match.start(1)] + rest + core[match.end(1):]
-    return f"{core}, {rest}"
 
 
 def _question_core(previous: str, zh: bool) -> str:
@@ -237,25 +244,41 @@ def _question_core(previous: str, zh: bool) -> str:
     return subject + (f" in {tail.group(1)}" if tail and tail.group(1) not in subject else "")
 
 
-def _with_context(question: str, body: str, previous: str, before, own, partitive: str, pronoun: str,
+def _topic(previous: Completion, before) -> str:
+    """What the previous question was about, without the attribute it asked for: the words before an attribute that
+    stands before the question word (A市地铁3号线 of 「A市地铁3号线线路全长多少公里？」); a counted noun after the question
+    word (多少家高新技术企业) is the topic itself, so the whole context is kept."""
+    core = previous.completed.rstrip(_END_PUNCT)
+    asked = ZH_QUESTION_WORD.search(core)
+    at = core.find(before.head_word) if before.head_word else -1
+    if asked and 0 <= at < asked.start():
+        topic = core[:at].rstrip("的之，, ")
+        if len(re.findall(r"[\u4e00-\u9fff]", topic)) >= 2:
+            return topic
+    return previous.context
+
+
+def _with_context(question: str, body: str, previous: Completion, before, own, partitive: str, pronoun: str,
                   zh: bool) -> Completion:
     """A turn with its own question word that points back (「它的总数是多少？」「其中电子信息领域有多少家？」, "How much
     funding did they get?"): the previous question's subject and constraints put before it."""
-    context = _drop_cues(_question_core(previous, zh), _replaced_groups(body, before.qualifiers, zh))
+    base = previous.context if partitive or own.qualifiers or not zh else _topic(previous, before)
+    context = _drop_cues(base, _replaced_groups(body, before.qualifiers, zh))
     if own.years:
         context = YEAR_RE.sub("", context).strip(" ，,")
     if zh:
         rest = body
         if pronoun:
             rest = rest.replace(pronoun, "", 1).strip(" ，,的")
-        return Completion(question, _end(f"{context}，{rest}", zh), "subset" if partitive else "pronoun")
-    match = _en_subject(previous)
+        return Completion(question, _end(f"{context}，{rest}", zh), "subset" if partitive else "pronoun",
+                          context=previous.context)
+    match = _en_subject(previous.completed)
     subject = YEAR_RE.sub("", match.group(1)).replace(" in ", " ").strip() if match else context
     text = re.sub(rf"(?<![a-z]){re.escape(pronoun)}(?![a-z])", subject, body, count=1, flags=re.I) if pronoun else \
         f"{body}, {context}"
     years = [y for y in before.years if y not in text] if not own.years else []
     text = text.rstrip(_END_PUNCT) + (f" in {years[0]}" if years else "")
-    return Completion(question, _end(text, zh), "subset" if partitive else "pronoun")
+    return Completion(question, _end(text, zh), "subset" if partitive else "pronoun", context=previous.context)
 
 
 def _end(text: str, zh: bool) -> str:

@@ -257,21 +257,42 @@ class Index:
         """An extractive answer with highlighted citations, or an honest not-found.
 
         `history` holds the earlier turns of a conversation ({"question", "answer", "doc_id"?}, oldest first): a
-        follow-up (「那总数呢？」, "and in 2022?") is completed from them, and `completed_question` says how."""
-        from rag.qa import answer_question
+        follow-up (「那总数呢？」, "and in 2022?") is completed from them (`completed_question` says how), and the
+        document the conversation is about is searched first, unless the question names another place or title."""
         from rag.qa.conversation import complete_question
 
         started = time.perf_counter()
         completion = complete_question(check_question(question), history)
-        if completion.doc_id and not (filters or {}).get("doc_id"):
-            filters = {**(filters or {}), "doc_id": completion.doc_id}  # 这份答复: the document of that turn
-        info, hits = self.answer_inputs(completion.completed, k=k, mode=mode, filters=filters)
-        result = answer_question(info, hits, embedder=self.embedder)
+        filters = check_filters(filters)
+        carried = completion.doc_id or completion.previous_doc
+        result = None
+        if carried in self._documents and "doc_id" not in filters and not self._leaves_document(completion, carried):
+            result = self._answer_once(completion.completed, k, mode, {**filters, "doc_id": carried})
+            if not result.found and not completion.doc_id:  # not in the conversation's document: search them all
+                result = None
+        if result is None:
+            result = self._answer_once(completion.completed, k, mode, filters)
         result.question = question
         result.completed_question = completion.completed
-        result.citations = result.citations[:k]
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
+
+    def _answer_once(self, question: str, k: int, mode: str, filters: dict[str, Any]) -> Answer:
+        from rag.qa import answer_question
+
+        info, hits = self.answer_inputs(question, k=k, mode=mode, filters=filters)
+        result = answer_question(info, hits, embedder=self.embedder)
+        result.citations = result.citations[:k]
+        return result
+
+    def _leaves_document(self, completion, doc_id: str) -> bool:
+        """Whether a follow-up names a place, a 《title》 or a document number its conversation's document lacks."""
+        from rag.qa.question import NAMED_SCOPE_RE, analyze
+
+        text = self._documents[doc_id].text
+        named = [m.group(0) for m in NAMED_SCOPE_RE.finditer(completion.question)]
+        named += analyze(completion.question).references
+        return any(name.strip("《》") not in text for name in named)
 
     def answer_inputs(self, question: str, k: int = 5, mode: str = "hybrid",
                       filters: dict[str, Any] | None = None):
