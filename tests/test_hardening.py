@@ -214,16 +214,18 @@ def test_t3_an_index_folder_that_cannot_be_written(tmp_path, how):
         target.write_text("not a folder")
     elif how == "lock is a folder":
         (target / ".build.lock").mkdir(parents=True)
+    elif os.geteuid() == 0:  # permissions do not bind root; sysfs refuses even root a new file
+        target = Path("/sys/kernel")
+        if not target.is_dir():
+            pytest.skip("no /sys/kernel on this machine to stand for a folder root cannot write")
     else:
-        if os.geteuid() == 0:
-            pytest.skip("permissions do not bind root; the other two cases raise the same OSError path")
         target.mkdir()
         target.chmod(0o500)
     try:
         with pytest.raises(RagError, match="cannot write to the index folder"):
             rag.build_index(corpus, target, progress=False)
     finally:
-        if target.is_dir():
+        if target.is_dir() and target.is_relative_to(tmp_path):
             target.chmod(0o755)
 
 
