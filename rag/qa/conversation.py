@@ -1,7 +1,7 @@
 """Follow-up questions: a question that leans on the previous turn is completed from it, without a language model.
 
-「2023年新增多少家高新技术企业？」 then 「那总数呢？」 is searched as 「2023年多少家高新技术企业总数？」, 「2022年呢？」 as
-「2022年新增多少家高新技术企业？」, 「其中电子信息领域有多少家？」 as 「2023年新增高新技术企业，其中电子信息领域有多少家？」.
+「2021年新建了多少座城市公园？」 then 「那一共有多少呢？」 is searched as 「2021年城市公园，一共有多少？」, 「2020年呢？」 as
+「2020年新建了多少座城市公园？」, 「其中口袋公园有几座？」 as 「2021年新建城市公园，其中口袋公园有几座？」.
 The year, the subject and the constraints of the previous turn carry over unless the new question replaces them;
 a question that names the document (这份答复, "this reply") keeps to the document of the turn it follows. The server
 is stateless: the client sends the earlier turns (`history`), oldest first, and the chat shows the completed question.
@@ -54,7 +54,7 @@ class Completion:
     completed: str
     follow_up: str = ""  # year, qualifier, subset, pronoun, subject, ellipsis, document
     doc_id: str = ""  # the document a question naming "this reply" keeps to
-    context: str = ""  # the subject and constraints a next turn leans on (2023年新增高新技术企业)
+    context: str = ""  # the subject and constraints a next turn leans on (2021年新建城市公园)
     previous_doc: str = ""  # the document the previous turn's answer cited: the conversation's document so far
 
 
@@ -123,7 +123,7 @@ def _lean(question: str, previous: Completion | None) -> Completion:
 
 
 def _subjectless(own) -> bool:
-    """No subject of its own: only verbs, measures and qualifier words (「增长了多少？」「累计有多少？」, "how many in total?")."""
+    """No subject of its own: only verbs, measures and qualifier words (「下降了多少？」「累计有多少？」, "how many in total?")."""
     cue_words = {c.strip() for g in QUALIFIER_GROUPS.values() for c in g["question"]}
     return all(t[0] in ZH_VERBS or t[0] in MEASURE_NOUNS or t[0] in GENERIC_TERMS or t[0] in cue_words
                or any(t[0] in c for c in cue_words) for t in own.terms) and not own.unmatched
@@ -192,13 +192,13 @@ def _replaced_groups(body: str, before_qualifiers: list[str], zh: bool) -> list[
 
 
 def _remainder(body: str, own, zh: bool) -> str:
-    """What a leaning turn adds beyond its years: its own words (总数, 电子信息领域, 科技型中小企业)."""
+    """What a leaning turn adds beyond its years: its own words (总量, 绿化领域, 社区公园)."""
     rest = YEAR_RE.sub("", body) if own.years else body
     return rest.strip(" ，,的")
 
 
 def _substitute(question: str, body: str, previous: Completion, before, own, zh: bool) -> Completion:
-    """An elliptic turn (「2022年呢？」「那总数呢？」「科技型中小企业呢？」, "And in 2022?"): the previous question with the
+    """An elliptic turn (「2020年呢？」「累计呢？」「社区公园呢？」, "And in 2020?"): the previous question with the
     parts this turn names put in place of the ones they replace."""
     body, relative = _relative_years(body, before.years)
     years = own.years or relative
@@ -213,7 +213,7 @@ def _substitute(question: str, body: str, previous: Completion, before, own, zh:
     head = before.head_word
     core = completed.rstrip(_END_PUNCT)
     asks = "多少" in core if zh else bool(re.match(r"how (many|much)", core, re.I))
-    if own.qualifiers or _subjectless(own) or (zh and _MEASURE_END.search(rest)):  # 总数, 增速, 赞成率: a new measure
+    if own.qualifiers or _subjectless(own) or (zh and _MEASURE_END.search(rest)):  # 总量, 增幅, 覆盖率: a new measure
         if zh and not own.qualifiers:  # another measure of the same topic: the old measure does not carry
             context = _replace_years(_topic(previous, before), years, zh) if years else _topic(previous, before)
         text = f"{context}，{rest}" + ("是多少" if asks else "") if zh else f"What is the {rest} of {context}"
@@ -234,7 +234,7 @@ def _en_subject(question: str) -> re.Match | None:
 
 
 def _question_core(previous: str, zh: bool) -> str:
-    """The previous question without its question words, as context for the next one (2023年新增高新技术企业)."""
+    """The previous question without its question words, as context for the next one (2021年新建城市公园)."""
     core = previous.rstrip(_END_PUNCT)
     if zh:
         return ZH_QUESTION_PHRASE.sub("", core).strip(" ，,")
@@ -246,8 +246,8 @@ def _question_core(previous: str, zh: bool) -> str:
 
 def _topic(previous: Completion, before) -> str:
     """What the previous question was about, without the attribute it asked for: the words before an attribute that
-    stands before the question word (A市地铁3号线 of 「A市地铁3号线线路全长多少公里？」); a counted noun after the question
-    word (多少家高新技术企业) is the topic itself, so the whole context is kept."""
+    stands before the question word (某市环城绿道 of 「某市环城绿道全长多少公里？」); a counted noun after the question
+    word (多少座城市公园) is the topic itself, so the whole context is kept."""
     core = previous.completed.rstrip(_END_PUNCT)
     asked = ZH_QUESTION_WORD.search(core)
     at = core.find(before.head_word) if before.head_word else -1
@@ -260,7 +260,7 @@ def _topic(previous: Completion, before) -> str:
 
 def _with_context(question: str, body: str, previous: Completion, before, own, partitive: str, pronoun: str,
                   zh: bool) -> Completion:
-    """A turn with its own question word that points back (「它的总数是多少？」「其中电子信息领域有多少家？」, "How much
+    """A turn with its own question word that points back (「它的面积是多少？」「其中口袋公园有几座？」, "How much
     funding did they get?"): the previous question's subject and constraints put before it."""
     base = previous.context if partitive or own.qualifiers or not zh else _topic(previous, before)
     context = _drop_cues(base, _replaced_groups(body, before.qualifiers, zh))

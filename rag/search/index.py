@@ -257,7 +257,7 @@ class Index:
         """An extractive answer with highlighted citations, or an honest not-found.
 
         `history` holds the earlier turns of a conversation ({"question", "answer", "doc_id"?}, oldest first): a
-        follow-up (「那总数呢？」, "and in 2022?") is completed from them (`completed_question` says how), and the
+        follow-up (「那一共有多少呢？」, "and in 2020?") is completed from them (`completed_question` says how), and the
         document the conversation is about is searched first, unless the question names another place or title."""
         from rag.qa.conversation import complete_question
 
