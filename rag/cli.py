@@ -140,7 +140,7 @@ def cmd_serve(args) -> int:
     from ui.app import serve
 
     serve(corpus_dir=args.corpus, index_dir=args.index, host=args.host, port=args.port, model=args.model,
-          api_key=args.api_key)
+          api_key=args.api_key, uploads=not args.no_uploads)
     return 0
 
 
@@ -259,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help="require Authorization: Bearer KEY on the REST API /api/v1 (default: $RAG_API_KEY; "
                         "the variable keeps the key out of the process list)")
+    p.add_argument("--no-uploads", action="store_true",
+                   help="no adding or deleting documents from the browser or the API (the page itself has no key)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("feedback", help="the 👍/👎 ratings recorded beside the index: export them or count them")

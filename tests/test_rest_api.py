@@ -16,8 +16,8 @@ from test_web_limits import big_chunks
 TABLE_ID = "tables/rows.csv#7"  # a '/' and a '#' in one id
 TABLE_CSV = "id,title,text\n7,社区公园建设情况,2023年全市新建社区公园15个，改造提升老旧公园8个。\n"
 KEY = "s3cret-key-for-tests"
-ROUTES = {"/search": "post", "/answer": "post", "/documents": "get", "/documents/{doc_id}": "get",
-          "/feedback": "post", "/health": "get"}
+ROUTES = {"/search": {"post"}, "/answer": {"post"}, "/documents": {"get", "post"},
+          "/documents/{doc_id}": {"get", "delete"}, "/feedback": {"post"}, "/health": {"get"}}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,14 @@ def test_documents_and_an_id_with_slash_and_hash(api):
     assert "<script>" in api.get(document_url(UNSAFE_ID)).json()["text"]  # JSON carries the text as stored
 
 
+def test_without_a_corpus_folder_documents_are_not_added_or_deleted(api):
+    added = api.post("/documents", files=[("files", ("a.txt", "2023年新建公园3个。".encode()))])
+    deleted = api.delete(document_url(TABLE_ID))
+    for response in (added, deleted):
+        assert response.status_code == 403 and "without a corpus folder" in response.json()["error"]
+    assert TABLE_ID in {d["doc_id"] for d in api.get("/documents").json()}
+
+
 @pytest.mark.parametrize("doc_id", ["no-such.txt", "../../etc/passwd", "/etc/passwd", "tables/rows.csv",
                                     TABLE_ID + "x", "%00"])
 def test_unknown_document_is_404(api, doc_id):
@@ -168,7 +176,7 @@ def test_a_body_over_the_cap_is_a_json_413(api, route, chunked):
 
 def test_openapi_and_docs(api):
     schema = api.get("/openapi.json").json()
-    assert {path: next(iter(ops)) for path, ops in schema["paths"].items()} == ROUTES
+    assert {path: set(ops) for path, ops in schema["paths"].items()} == ROUTES
     assert schema["servers"] == [{"url": "/api/v1"}]
     names = set(schema["components"]["schemas"])
     assert {"AnswerRequest", "AnswerResponse", "Citation", "FeedbackRequest", "Health", "Turn"} <= names
@@ -185,7 +193,8 @@ def test_with_a_key_every_route_needs_it(keyed, headers):
     calls = [("get", "/health", None), ("get", "/documents", None), ("get", document_url(TABLE_ID), None),
              ("post", "/search", {"question": HIGH_TECH_ZH}), ("post", "/answer", {"question": HIGH_TECH_ZH}),
              ("post", "/feedback", {"question": HIGH_TECH_ZH, "answer": "360家", "rating": "up"}),
-             ("post", "/answer", {"question": ""}), ("get", "/documents/no-such.txt", None)]
+             ("post", "/answer", {"question": ""}), ("get", "/documents/no-such.txt", None),
+             ("delete", document_url(TABLE_ID), None), ("post", "/documents", None)]
     for method, path, body in calls:
         response = keyed.request(method, path, json=body, headers=headers)
         assert response.status_code == 401, (path, response.status_code)

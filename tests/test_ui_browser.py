@@ -1,6 +1,8 @@
-"""The web chat in a real browser (headless Chromium at 1280×800): ask, read highlighted sources, open a document.
+"""The web chat in a real browser (headless Chromium at 1280×800): ask, read highlighted sources, open a document,
+add a .docx in the "Add documents" panel and ask about it.
 
-Set RAG_SCREENSHOT=1 to refresh docs/screenshot.png; otherwise the screenshot goes to a temporary folder.
+Set RAG_SCREENSHOT=1 to refresh docs/screenshot.png and docs/screenshot-upload.png; otherwise the screenshots go to
+a temporary folder.
 """
 from __future__ import annotations
 
@@ -28,11 +30,15 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ANSWER_TIMEOUT_MS = 180_000  # hang guard on a busy 2-core machine, not a speed requirement
 BOT = "#chat [data-testid='bot']"
+ELDER_TITLE = "关于社区养老服务的答复"
+ELDER_LINES = [ELDER_TITLE, "市民政局", "您提出的关于加强社区养老服务的建议收悉，现答复如下：",
+               "2023年全市新建社区养老服务站42个，新增养老床位1200张。", "市民政局", "2024年4月10日"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    demo, url = start_app(tmp_path_factory.mktemp("ui-browser"))
+    root = tmp_path_factory.mktemp("ui-browser")
+    demo, url = start_app(root, corpus_dir=root / "corpus")  # uploads go to its corpus folder
     yield url
     demo.close()
 
@@ -99,13 +105,26 @@ def open_source(page, card) -> None:
     assert cited_in_view(page)
 
 
-def save_screenshot(page, tmp_path: Path) -> Path:
-    shot = tmp_path / "screenshot.png"
+def save_screenshot(page, tmp_path: Path, name: str = "screenshot.png") -> Path:
+    """A screenshot once the panels have faded in (gradio dims an HTML block while it updates)."""
+    page.wait_for_function("() => [...document.querySelectorAll('.html-container')]"
+                           ".every(e => getComputedStyle(e).opacity === '1')", timeout=10_000)
+    shot = tmp_path / name
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 10_000
     if os.environ.get("RAG_SCREENSHOT") == "1":
-        shutil.copy(shot, REPO / "docs" / "screenshot.png")
+        shutil.copy(shot, REPO / "docs" / name)
     return shot
+
+
+def make_docx(path: Path) -> Path:
+    import docx
+
+    document = docx.Document()
+    for line in ELDER_LINES:
+        document.add_paragraph(line)
+    document.save(str(path))
+    return path
 
 
 def test_ask_read_sources_open_document_and_not_found(page, tmp_path):
@@ -150,3 +169,33 @@ def test_empty_question_shows_a_message(page):
     page.click("#ask")
     sync_api.expect(page.get_by_text("Type a question first").first).to_be_visible(timeout=10_000)
     assert page.locator(BOT).count() == 0
+
+
+def test_upload_a_docx_ask_about_it_and_delete_it(page, tmp_path):
+    docx_path = make_docx(tmp_path / "社区养老服务答复.docx")
+    doc_id = f"uploads/{docx_path.name}"
+    documents = int(re.search(r"(\d+) documents", page.locator("#app-header").inner_text()).group(1))
+    panel = page.get_by_text("Add documents 添加文档")
+    panel.click()
+    page.locator("#upload-files input[type=file]").set_input_files(str(docx_path))
+    sync_api.expect(page.locator("#upload-files").get_by_text(docx_path.name)).to_be_visible(timeout=30_000)
+    page.click("#add-files")
+    sync_api.expect(page.locator("#upload-report .up-added")).to_contain_text(doc_id, timeout=ANSWER_TIMEOUT_MS)
+    sync_api.expect(page.locator("#app-header")).to_contain_text(f"{documents + 1} documents")
+    save_screenshot(page, tmp_path, "screenshot-upload.png")
+
+    panel.click()  # closed again: the chat has its room back
+    reply = ask(page, "2023年新建了多少个社区养老服务站？")
+    assert "42个" in reply
+    first = page.locator("#sources .src-card").first
+    sync_api.expect(first.locator(".src-head")).to_contain_text(ELDER_TITLE)
+    sync_api.expect(first.locator("mark").filter(has_text="42").first).to_be_visible()
+    sync_api.expect(page.locator("#document .doc-id")).to_have_text(doc_id)
+
+    panel.click()
+    page.locator("#delete-choice input").click()
+    page.locator("[role=option]").filter(has_text=doc_id).click()
+    page.click("#delete-doc")
+    sync_api.expect(page.locator("#upload-report .up-removed")).to_contain_text(doc_id, timeout=ANSWER_TIMEOUT_MS)
+    sync_api.expect(page.locator("#app-header")).to_contain_text(f"{documents} documents")
+    assert page.dialogs == []

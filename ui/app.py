@@ -5,14 +5,16 @@
 
 Endpoints for scripts (gradio_client): /ask, /document, /documents — see README "Web chat"; the REST API
 (ui/rest.py) is mounted at /api/v1 of the same server. 👍/👎 on a reply go to rag.feedback.
-Documents are only ever read through `index.document(doc_id)`; no request names a file path.
+Documents are only ever read through `index.document(doc_id)`; no request names a file path. The "Add documents"
+panel adds and deletes uploads through ui.uploads, which swaps the served index after each build.
 """
 from __future__ import annotations
 
 import logging
 import os
-from contextlib import contextmanager
-from typing import Any, Iterator
+from contextlib import ExitStack, contextmanager
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -26,13 +28,28 @@ from ui.limits import BodyLimit
 from ui.render import (
     answer_json,
     answer_markdown,
+    change_html,
     document_date,
     document_html,
     document_json,
     document_summary,
     empty_document_html,
     markdown_escape,
+    notice_html,
     sources_html,
+)
+from ui.uploads import (
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_UPLOAD_BYTES,
+    SUFFIXES,
+    UPLOADS,
+    Change,
+    CurrentIndex,
+    Library,
+    UploadRefused,
+    deletable,
+    mib,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +70,11 @@ EXAMPLES = [
     "2022年研发经费投入是多少？",
     "这份答复是哪个部门发布的？",
 ]
+UPLOAD_ROUTE = "/gradio_api/upload"  # where the page's file box sends its files
+UPLOAD_HINT = (f'<div class="upload-report">{" ".join(SUFFIXES)}, up to {MAX_FILES} files and '
+               f'{mib(MAX_UPLOAD_BYTES)} at once: saved in <code>{UPLOADS}/</code> of the corpus folder and '
+               'indexed as <code>rag build</code> does. Only documents added here can be deleted here; the others '
+               'belong to the corpus folder. 仅可删除在此添加的文档。</div>')
 FONTS = ("system-ui", "Noto Sans CJK SC", "WenQuanYi Micro Hei", "Microsoft YaHei", "PingFang SC", "sans-serif")
 
 CSS = """
@@ -93,6 +115,15 @@ mark { background: #ffe066; color: inherit; padding: 0 1px; border-radius: 2px; 
   padding-top: 6px; }
 .cited { background: #e3edff; border-radius: 3px; }
 .src-empty, .doc-empty, .src-none { color: var(--body-text-color-subdued); font-size: 13px; }
+.upload-report { font-size: 13px; line-height: 1.5; }
+.upload-report ul { margin: 2px 0 0 18px; padding: 0; }
+.upload-report code { font-size: 12px; }
+.up-added, .up-removed { color: #1f6f2b; }
+.up-skipped, .up-notice { color: #7a4b00; }
+.up-notice { background: #fff4e5; border: 1px solid #f0b35b; border-radius: 6px; padding: 6px 8px; }
+#delete-row { align-items: flex-end; }
+#add-docs { padding-top: 6px !important; padding-bottom: 6px !important; }
+.up-total { color: var(--body-text-color-subdued); font-size: 12px; }
 """
 
 # Sources panel: a click (or Enter) on a card reports its number to Python, which renders the document view.
@@ -234,11 +265,12 @@ def filter_choices(index: Index) -> tuple[list, list, list]:
 
 
 class WebChat:
-    """The handlers behind the page and the API; each reads the index only through its public methods."""
+    """The handlers behind the page and the API; each reads the current index once, through its public methods,
+    so a request keeps the index it started with while an upload swaps in the next one."""
 
-    def __init__(self, index: Index):
-        self.index = index
-        self.doc_ids = frozenset(d.doc_id for d in index.documents())  # what /document may open
+    def __init__(self, index: Index | CurrentIndex, library: Library | None = None):
+        self.current = CurrentIndex.of(index)
+        self.library = library or Library(self.current, None)
 
     # ---- API ----------------------------------------------------------------------------------
     def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, doc_id: str = "", issuer: str = "",
@@ -246,28 +278,20 @@ class WebChat:
         """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML)."""
         with user_errors():
             resolved = resolve_mode(mode)
-            answer = self.index.answer(check_question(question), k=parse_k(k), mode=resolved,
-                                       filters=build_filters(doc_id, issuer, year))
+            answer = self.current.get().answer(check_question(question), k=parse_k(k), mode=resolved,
+                                               filters=build_filters(doc_id, issuer, year))
             return answer_json(answer, resolved)
 
     def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
         """One indexed document: title, meta, text, and escaped HTML with [start, end) marked as cited."""
         with user_errors():
-            doc = self.find_document(doc_id)
+            doc = find_document(self.current.get(), doc_id)
             return document_json(doc, optional_offset(start, "start"), optional_offset(end, "end"))
-
-    def find_document(self, doc_id: Any) -> Document:
-        """Only ids in the index resolve; a bad one is quoted cut and escaped, so the reply and the log stay short."""
-        if doc_id is None:
-            doc_id = ""
-        if not isinstance(doc_id, str) or doc_id not in self.doc_ids:
-            raise RagError(f"no document {shown(doc_id)} in this index; /documents lists the ids")
-        return self.index.document(doc_id)
 
     def documents(self) -> list[dict]:
         """Every indexed document: doc_id, title, issuer, date, chunks."""
         with user_errors():
-            return document_list(self.index)
+            return document_list(self.current.get())
 
     # ---- page ---------------------------------------------------------------------------------
     def accept(self, question: str, history: list) -> tuple[list, str, str]:
@@ -283,14 +307,14 @@ class WebChat:
         """Answer the pending question: chat reply, sources panel, first cited document, citation state, and
         the answered turns (the conversation, and what a 👍/👎 rates)."""
         with user_errors():
-            resolved = resolve_mode(mode)
+            resolved, index = resolve_mode(mode), self.current.get()
             turns = list(turns or [])
-            answer = self.index.answer(question, k=parse_k(k), mode=resolved,
-                                       filters=build_filters(doc_id, issuer, year), history=turns)
+            answer = index.answer(question, k=parse_k(k), mode=resolved,
+                                  filters=build_filters(doc_id, issuer, year), history=turns)
             history = list(history or []) + [
                 {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, resolved)}]
             cites = [cite_state(hit) for hit in answer.citations]
-            view = self.render_cite(cites, 0) if answer.found and cites else empty_document_html()
+            view = render_cite(index, cites, 0) if answer.found and cites else empty_document_html()
             turns.append(turn_state(answer, len(history) - 1, cites))
             return history, sources_html(answer), view, cites, turns
 
@@ -300,13 +324,14 @@ class WebChat:
             turn = next((t for t in reversed(turns or []) if t["message"] == evt.index), None)
             if turn is None:
                 return turns
-            store = FeedbackStore(self.index.index_dir)  # the file appears with the first rating
+            index = self.current.get()
+            store = FeedbackStore(index.index_dir)  # the file appears with the first rating
             previous, turn["feedback"] = turn["feedback"], None
             if evt.liked is True or evt.liked is False:
                 turn["feedback"] = store.record(
                     turn["question"], turn["answer"] or None, "up" if evt.liked else "down",
                     completed_question=turn["completed_question"], citations=turn["citations"],
-                    generation=self.index.generation.name, replaces=previous)
+                    generation=index.generation.name, replaces=previous)
             elif previous is not None:
                 store.withdraw(previous)
             return turns
@@ -315,15 +340,69 @@ class WebChat:
         """The whole document of the clicked source, its paragraph marked and scrolled into view."""
         data = evt._data if isinstance(getattr(evt, "_data", None), dict) else {}
         with user_errors():
-            return self.render_cite(cites, data.get("cite"))
+            return render_cite(self.current.get(), cites, data.get("cite"))
 
-    def render_cite(self, cites: list, number: Any) -> str:
-        """Document view for citation `number` (0-based) of the current answer."""
-        if not isinstance(number, int) or not cites or not 0 <= number < len(cites):
-            return empty_document_html()
-        cite = cites[number]
-        doc = self.index.document(cite["doc_id"])
-        return document_html(doc, cite["start"], cite["end"], cite["highlights"])
+    # ---- documents from the browser -------------------------------------------------------------
+    def upload(self, paths: list | None, doc_id: str, issuer: str, year: str,
+               progress=gr.Progress(track_tqdm=True)) -> tuple:
+        """Add the files the page uploaded; the build's progress (reading, chunking, embedding) shows meanwhile."""
+        with user_errors():
+            if not paths and not self.library.refusal():
+                raise user_error(f"Choose files first ({' '.join(SUFFIXES)})", "No files")
+            progress(0, desc="reading, chunking and embedding 读取、切分、向量化")
+            with ExitStack() as files:
+                opened = [(os.path.basename(str(p)), files.enter_context(open(p, "rb"))) for p in paths or []]
+                change = refused_or(lambda: self.library.add(opened, progress=True))
+            return self.after(change, doc_id, issuer, year)
+
+    def delete(self, file_id: str | None, doc_id: str, issuer: str, year: str) -> tuple:
+        """Delete the uploaded file picked in the panel and rebuild."""
+        with user_errors():
+            if not file_id and not self.library.refusal():
+                raise user_error("Pick an uploaded document to delete first", "No document")
+            return self.after(refused_or(lambda: self.library.delete(file_id)), doc_id, issuer, year)
+
+    def after(self, change: Change | str, *filters: str) -> tuple:
+        """The panel's report and the page's state; the file box is emptied after a build, kept after a refusal
+        (another build running) so the files can be added again with one click."""
+        if isinstance(change, Change):
+            return (change_html(change), None, *self.page_state(*filters))
+        return (notice_html(change), gr.skip(), *self.page_state(*filters))
+
+    def page_state(self, doc_id: str = "", issuer: str = "", year: str = "") -> tuple:
+        """Header, filter dropdowns (keeping a choice that still exists) and delete choices of the index now
+        served; also run on page load, so a page opened before an upload catches up."""
+        index = self.current.get()
+        dropdowns = [gr.Dropdown(choices=choices, value=value if value in [v for _, v in choices] else "")
+                     for choices, value in zip(filter_choices(index), (doc_id, issuer, year))]
+        return (header_html(index), *dropdowns, gr.Dropdown(choices=deletable(index), value=None))
+
+
+def refused_or(action: Callable[[], Change]) -> Change | str:
+    """The change, or the refusal (no corpus folder, another build running, a document outside uploads/) to show
+    in the panel instead of an error."""
+    try:
+        return action()
+    except UploadRefused as exc:
+        return str(exc)
+
+
+def find_document(index: Index, doc_id: Any) -> Document:
+    """Only ids in the index resolve; a bad one is quoted cut and escaped, so the reply and the log stay short."""
+    doc_id = "" if doc_id is None else doc_id
+    try:
+        return index.document(doc_id)  # refuses an id that is not text too
+    except RagError:
+        raise RagError(f"no document {shown(doc_id)} in this index; /documents lists the ids") from None
+
+
+def render_cite(index: Index, cites: list, number: Any) -> str:
+    """Document view for citation `number` (0-based) of the current answer."""
+    if not isinstance(number, int) or not cites or not 0 <= number < len(cites):
+        return empty_document_html()
+    cite = cites[number]
+    doc = index.document(cite["doc_id"])
+    return document_html(doc, cite["start"], cite["end"], cite["highlights"])
 
 
 def document_list(index: Index) -> list[dict]:
@@ -359,14 +438,37 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def create_app(index: Index, api_key: str | None = None) -> gr.Blocks:
-    """The page and the API endpoints over one loaded index; `api_key` guards the REST API that launch mounts."""
+def documents_panel(index: Index, library: Library) -> SimpleNamespace:
+    """The "Add documents 添加文档" accordion above the chat: files to add, the build's report, and the uploads
+    that can be deleted; a server that cannot take uploads shows why, and nothing else."""
+    refusal = library.refusal()
+    with gr.Accordion("Add documents 添加文档", open=False, elem_id="add-docs"):
+        files = gr.File(file_count="multiple", file_types=list(SUFFIXES), type="filepath", height=112,
+                        label=f"Files 文件 (≤ {mib(MAX_FILE_BYTES)} each)", visible=refusal is None,
+                        elem_id="upload-files")
+        add = gr.Button("Add to the index 加入索引", variant="primary", size="md", visible=refusal is None,
+                        elem_id="add-files")
+        report = gr.HTML(notice_html(refusal) if refusal else UPLOAD_HINT, elem_id="upload-report")
+        with gr.Row(equal_height=False, visible=refusal is None, elem_id="delete-row"):
+            choice = gr.Dropdown(deletable(index), value=None, label="Delete an upload 删除上传的文档",
+                                 scale=4, elem_id="delete-choice")
+            delete = gr.Button("Delete 删除", variant="stop", size="md", scale=1, min_width=120, elem_id="delete-doc")
+    return SimpleNamespace(files=files, add=add, report=report, choice=choice, delete=delete)
+
+
+def create_app(index: Index | CurrentIndex, api_key: str | None = None,
+               corpus_dir: str | os.PathLike | None = None) -> gr.Blocks:
+    """The page and the API endpoints over the served index; `api_key` guards the REST API that launch mounts;
+    `corpus_dir` (the folder the index is built from) takes the documents added from the browser or the API."""
     from ui.rest import create_api  # it imports this module
 
-    chat = WebChat(index)
+    current = CurrentIndex.of(index)
+    library = Library(current, corpus_dir)
+    chat = WebChat(current, library)
+    index = current.get()
     doc_choices, issuer_choices, year_choices = filter_choices(index)
     with gr.Blocks(title="政务答复问答 · Gov Reply Q&A", fill_width=True) as demo:
-        gr.HTML(header_html(index), js_on_load=None)
+        header = gr.HTML(header_html(index), js_on_load=None)
         cites = gr.State([])
         turns = gr.State([])
         pending = gr.State("")
@@ -382,7 +484,8 @@ def create_app(index: Index, api_key: str | None = None) -> gr.Blocks:
                                       elem_id="year-filter")
         with gr.Row(equal_height=False, elem_id="panels"):
             with gr.Column(scale=12, min_width=420):
-                chatbot = gr.Chatbot(label="Chat 对话", show_label=False, height="calc(100vh - 430px)", min_height=240,
+                panel = documents_panel(index, library)
+                chatbot = gr.Chatbot(label="Chat 对话", show_label=False, height="calc(100vh - 482px)", min_height=240,
                                      latex_delimiters=[], elem_id="chat", buttons=["copy"], layout="bubble",
                                      feedback_options=("Like", "Dislike"),  # 👍/👎, recorded by WebChat.rate
                                      placeholder="Ask about the indexed government replies, in Chinese or English. "
@@ -413,34 +516,58 @@ def create_app(index: Index, api_key: str | None = None) -> gr.Blocks:
         sources.click(chat.open_source, [cites], [viewer], api_visibility="private", concurrency_limit=None)
         chatbot.like(chat.rate, [turns], [turns], api_visibility="private", concurrency_limit=None)
         chatbot.clear(lambda: [], None, [turns], api_visibility="private", concurrency_limit=None)  # a new conversation
+        filters = [doc_filter, issuer_filter, year_filter]
+        page_state = [header, *filters, panel.choice]
+        changed = [panel.report, panel.files, *page_state]
+        # one build of the page's at a time (the next waits in the queue); any other build is refused by its lock
+        panel.add.click(chat.upload, [panel.files, *filters], changed, show_progress_on=[panel.report],
+                        concurrency_id="build", concurrency_limit=1, api_visibility="private")
+        panel.delete.click(chat.delete, [panel.choice, *filters], changed, show_progress_on=[panel.report],
+                           concurrency_id="build", concurrency_limit=1, api_visibility="private")
+        demo.load(chat.page_state, None, page_state, api_visibility="private", concurrency_limit=None,
+                  show_progress="hidden")
 
         gr.api(chat.ask, api_name="ask", concurrency_id="answer", concurrency_limit=CONCURRENCY)
         gr.api(chat.document, api_name="document", concurrency_limit=None)
         gr.api(chat.documents, api_name="documents", concurrency_limit=None)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
-    demo.rest_api = create_api(index, api_key)
+    demo.rest_api = create_api(current, api_key, library)
+    demo.library = library
     return demo
+
+
+def body_limits(demo: gr.Blocks) -> dict[str, int]:
+    """The upload routes' own body cap when the server takes uploads; every other route keeps MAX_BODY_BYTES."""
+    from ui.rest import PREFIX
+
+    library = getattr(demo, "library", None)
+    if library is None or library.refusal() is not None:
+        return {}
+    return {UPLOAD_ROUTE: MAX_UPLOAD_BYTES, f"{PREFIX}/documents": MAX_UPLOAD_BYTES}
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, prevent_thread_lock: bool = False,
            quiet: bool = False):
     """Start the server with the page's theme and CSS (no share link, no extra file access, bodies capped on
-    every route, the REST API of create_app mounted at /api/v1 ahead of Gradio's routes)."""
+    every route, the upload routes at the upload limit, the REST API of create_app mounted at /api/v1 ahead of
+    Gradio's routes)."""
     from ui.rest import PREFIX
 
     routes = [Mount(PREFIX, app=demo.rest_api)] if getattr(demo, "rest_api", None) else []
     theme = gr.themes.Default(primary_hue="blue", font=FONTS, font_mono=("ui-monospace", "monospace"))
     return demo.launch(server_name=host, server_port=port, prevent_thread_lock=prevent_thread_lock, share=False,
                        quiet=quiet, theme=theme, css=CSS, footer_links=["api"], show_error=False,
-                       ssr_mode=False, mcp_server=False, num_workers=0,
-                       app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)],
+                       ssr_mode=False, mcp_server=False, num_workers=0, max_file_size=MAX_FILE_BYTES,
+                       app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=MAX_BODY_BYTES,
+                                                             limits=body_limits(demo))],
                                    "routes": routes})
 
 
 def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127.0.0.1", port: int = 7860,
-          model: str | None = None, api_key: str | None = None) -> None:
+          model: str | None = None, api_key: str | None = None, uploads: bool = True) -> None:
     """Build the index when missing (with progress), load it, warm the model up, and serve the web chat and the
-    REST API (guarded by `api_key`, else $RAG_API_KEY, when either is set)."""
+    REST API (guarded by `api_key`, else $RAG_API_KEY, when either is set); documents added from the browser go
+    into `corpus_dir` unless `uploads` is off (the page itself has no key)."""
     api_key = api_key or os.environ.get("RAG_API_KEY") or None
     if not index_exists(index_dir):
         print(f"no index in {index_dir}: building it from {corpus_dir} (first run only)", flush=True)
@@ -451,4 +578,4 @@ def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127
     index.search("warm up 预热", k=1)  # loads the embedding model before the first visitor waits for it
     print(f"REST API at /api/v1 ({'Authorization: Bearer <key> required' if api_key else 'no key'}); "
           "docs at /api/v1/docs", flush=True)
-    launch(create_app(index, api_key=api_key), host=host, port=port)
+    launch(create_app(index, api_key=api_key, corpus_dir=corpus_dir if uploads else None), host=host, port=port)

@@ -1,5 +1,7 @@
 """Request size cap at the edge of the web server: a pure-ASGI middleware that answers 413 to large bodies.
 
+One cap holds for every route but those given their own (the upload routes take files up to the upload limit).
+
 A declared Content-Length over the cap is refused before any of the body is read; a body without one (chunked)
 is counted as it streams to the app, and refused the moment it passes the cap, so nothing large is ever held
 (what a route leaves unread is counted and dropped before its reply goes out).
@@ -21,32 +23,41 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Refuse HTTP request bodies over `max_bytes` with 413 and a one-line JSON reason, on every route."""
+    """Refuse HTTP request bodies over `max_bytes` with 413 and a one-line JSON reason, on every route; a path in
+    `limits` (exact, e.g. "/gradio_api/upload") has its own cap instead."""
 
-    def __init__(self, app: App, max_bytes: int):
+    def __init__(self, app: App, max_bytes: int, limits: dict[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.limits = dict(limits or {})
+
+    def limit_for(self, scope: dict[str, Any]) -> int:
+        """The cap of this request's path; a trailing slash does not change it."""
+        path = scope.get("path", "")
+        return self.limits.get(path.rstrip("/") or path, self.max_bytes)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope)
         declared = declared_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self.refuse(send)
+        if declared is not None and declared > limit:
+            await self.refuse(send, limit)
             return
-        guard = CountingGuard(receive, send, self.max_bytes)
+        guard = CountingGuard(receive, send, limit)
         try:
             await self.app(scope, guard.receive, guard.send)
         except Exception:
             if not guard.over:  # a real error of the app: not ours to hide
                 raise
         if guard.over and not guard.started:
-            await self.refuse(send)
+            await self.refuse(send, limit)
 
-    async def refuse(self, send: Send) -> None:
+    @staticmethod
+    async def refuse(send: Send, limit: int) -> None:
         """The 413 reply, short enough to read in a terminal."""
-        body = json.dumps({"error": f"request body too large: the limit is {self.max_bytes:,} bytes"}).encode()
+        body = json.dumps({"error": f"request body too large: the limit is {limit:,} bytes"}).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -254,3 +254,36 @@ def document_summary(doc: Document, chunks: int = 0) -> dict[str, Any]:
     """One row of the /documents list."""
     return {"doc_id": doc.doc_id, "title": doc.title, "issuer": doc.meta.get("issuer", ""),
             "date": document_date(doc.meta), "chunks": chunks}
+
+
+# ---- the documents panel ----------------------------------------------------------------------
+MAX_LISTED = 10  # doc ids listed in the panel's report; a spreadsheet may add thousands of rows
+
+
+def listed(ids: list[str]) -> str:
+    """Escaped ids, the first MAX_LISTED of them and a count of the rest."""
+    text = ", ".join(f"<code>{escape(i)}</code>" for i in ids[:MAX_LISTED])
+    return text + (f" … (+{len(ids) - MAX_LISTED})" if len(ids) > MAX_LISTED else "")
+
+
+def change_html(change: Any) -> str:
+    """The panel's report of an upload or a delete (ui.uploads.Change): ids added or removed, each skipped file
+    with its reason, and the size of the index now served; names and reasons come from users, so all escaped."""
+    parts = []
+    if change.added:
+        parts.append(f'<div class="up-added">Added 已添加 {len(change.added)}: {listed(change.added)}</div>')
+    if change.removed:
+        parts.append(f'<div class="up-removed">Removed 已删除 {len(change.removed)}: {listed(change.removed)}</div>')
+    if change.skipped:
+        rows = "".join(f"<li><b>{escape(name)}</b>: {escape(reason)}</li>" for name, reason in change.skipped)
+        parts.append(f'<div class="up-skipped">Skipped 未加入 {len(change.skipped)}:<ul>{rows}</ul></div>')
+    if not parts:
+        parts.append('<div class="up-none">Nothing changed 无变化</div>')
+    docs = len(change.index.documents())
+    parts.append(f'<div class="up-total">Now serving {docs} document{"" if docs == 1 else "s"} 当前文档数 {docs}</div>')
+    return f'<div class="upload-report">{"".join(parts)}</div>'
+
+
+def notice_html(message: str) -> str:
+    """A refusal in the panel (another build running, no corpus folder, not an upload), escaped."""
+    return f'<div class="upload-report up-notice">{escape(message)}</div>'

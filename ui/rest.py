@@ -1,9 +1,11 @@
 """The REST API beside the web chat: plain JSON at /api/v1, described by OpenAPI, over the same loaded Index.
 
 ui.app.launch mounts it on the Gradio server. With a key set, every route but the docs needs
-`Authorization: Bearer <key>`. Errors are {"error": message} with 400 (bad input), 401, 404 (unknown document or
-route), 413 (body over the cap, from ui.limits) or 500. Searches and answers run in worker threads, at most
-ui.app.CONCURRENCY at once, so the event loop keeps serving the page meanwhile.
+`Authorization: Bearer <key>`. Errors are {"error": message} with 400 (bad input), 401, 403 (a delete outside
+uploads/, a server without a corpus folder), 404 (unknown document or route), 409 (another build running), 413
+(body over the cap, from ui.limits) or 500. Searches, answers and builds run in worker threads (searches and
+answers at most ui.app.CONCURRENCY at once), so the event loop keeps serving the page meanwhile. Every request
+reads the served index once (ui.uploads.CurrentIndex), so an upload's build never changes it mid-request.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import time
 from html import escape
 from typing import Any, Callable, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,6 +30,7 @@ from rag.search.index import MAX_QUESTION_INPUT, Index, check_question
 from rag.types import RagError, shown
 from ui.app import CONCURRENCY, DEFAULT_K, MAX_K, MODE_ALIASES, document_list, resolve_mode
 from ui.render import answer_json, citation_json
+from ui.uploads import MAX_FILE_BYTES, MAX_FILES, MAX_UPLOAD_BYTES, CurrentIndex, Library, UploadRefused
 
 PREFIX = "/api/v1"
 QUESTION = "2023年石家庄新增了多少家高新技术企业？"
@@ -132,6 +135,19 @@ class FeedbackStored(BaseModel):
     generation: str
 
 
+class Skipped(BaseModel):
+    file: str
+    reason: str
+
+
+class DocumentChange(BaseModel):
+    added: list[str] = Field(description="doc ids now indexed (a spreadsheet adds one a row)")
+    removed: list[str] = Field(description="doc ids no longer indexed")
+    skipped: list[Skipped] = Field(description="files (or rows) not added, with the reason")
+    documents: int = Field(description="documents now served")
+    generation: str
+
+
 class Health(BaseModel):
     status: str
     documents: int
@@ -184,14 +200,15 @@ def docs_html(schema: dict) -> str:
     return "".join(parts)
 
 
-def create_api(index: Index, api_key: str | None = None) -> FastAPI:
-    """The /api/v1 application over one loaded index (mounted by ui.app.launch)."""
+def create_api(index: Index | CurrentIndex, api_key: str | None = None, library: Library | None = None) -> FastAPI:
+    """The /api/v1 application over the served index (mounted by ui.app.launch); `library` takes uploads."""
     api = FastAPI(title="Government Reply Q&A · REST API", version="1", openapi_url="/openapi.json",
                   docs_url=None, redoc_url=None, dependencies=[Depends(key_check(api_key))] if api_key else [],
                   description="Extractive answers with cited source spans over the indexed government replies. "
                               "Errors are {\"error\": message}.")
     slots = asyncio.Semaphore(CONCURRENCY)
-    store = FeedbackStore(index.index_dir)
+    current = CurrentIndex.of(index)
+    store = FeedbackStore(current.get().index_dir)
 
     async def heavy(fn: Callable, *args, **kwargs):
         """Run a search or an answer in a worker thread, at most CONCURRENCY at once (the rest wait their turn)."""
@@ -199,6 +216,7 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
             return await run_in_threadpool(fn, *args, **kwargs)
 
     api.add_exception_handler(RagError, lambda request, exc: error(400, str(exc)))
+    api.add_exception_handler(UploadRefused, lambda request, exc: error(exc.status, str(exc)))
     api.add_exception_handler(RequestValidationError, lambda request, exc: error(400, validation_message(exc)))
     api.add_exception_handler(HTTPException, lambda request, exc: error(exc.status_code, str(exc.detail),
                                                                         exc.headers))
@@ -209,7 +227,7 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
     @api.post("/search", response_model=SearchResponse)
     async def search(body: SearchRequest) -> dict:
         """The k best paragraphs for a question, best first (no answer extracted)."""
-        question, mode = check_question(body.question), resolve_mode(body.mode)
+        question, mode, index = check_question(body.question), resolve_mode(body.mode), current.get()
 
         def timed() -> tuple[list, float]:
             started = time.perf_counter()
@@ -225,20 +243,20 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
         """An extractive answer with highlighted citations, or an honest not-found; `history` carries the
         conversation so a follow-up (那2022年呢？) is completed from it."""
         question, mode = check_question(body.question), resolve_mode(body.mode)
-        result = await heavy(index.answer, question, k=body.k, mode=mode, filters=body.filters,
+        result = await heavy(current.get().answer, question, k=body.k, mode=mode, filters=body.filters,
                              history=[turn.model_dump() for turn in body.history])
         return answer_json(result, mode)
 
     @api.get("/documents", response_model=list[DocumentSummary])
     async def documents() -> list[dict]:
         """Every indexed document: doc_id, title, issuer, date and number of paragraphs."""
-        return document_list(index)
+        return document_list(current.get())
 
     @api.get("/documents/{doc_id:path}", response_model=DocumentView)
     async def document(doc_id: str) -> dict:
         """One indexed document by its id (URL-encode '#' as %23); only ids in the index resolve, never a path."""
         try:
-            doc = index.document(doc_id)
+            doc = current.get().document(doc_id)
         except RagError:
             raise HTTPException(404, f"no document {shown(doc_id)} in this index; GET {PREFIX}/documents lists "
                                      "the ids") from None
@@ -247,17 +265,42 @@ def create_api(index: Index, api_key: str | None = None) -> FastAPI:
     @api.post("/feedback", response_model=FeedbackStored, status_code=201)
     async def feedback(body: FeedbackRequest) -> dict:
         """Record a 👍 (up) or 👎 (down) on an answer, with an optional comment or corrected answer."""
-        row = await run_in_threadpool(store.record, **body.model_dump(), generation=index.generation.name)
-        return {"id": row, "generation": index.generation.name}
+        generation = current.get().generation.name
+        row = await run_in_threadpool(store.record, **body.model_dump(), generation=generation)
+        return {"id": row, "generation": generation}
 
     @api.get("/health", response_model=Health)
     async def health() -> dict:
         """The index being served: documents, paragraphs, generation and embedding model."""
+        index = current.get()
         return {"status": "ok", "documents": len(index.documents()), "chunks": len(index.chunks),
                 "generation": index.generation.name, "model": str(index.manifest.get("model", ""))}
 
+    add_document_routes(api, library or Library(current, None))
+
     async def docs(request: Request) -> HTMLResponse:
+        """The docs page of the routes above (no key needed: it holds no data)."""
         return HTMLResponse(docs_html(api.openapi()))
 
     api.add_route("/docs", docs, include_in_schema=False)  # no key needed: it holds no data
     return api
+
+
+def add_document_routes(api: FastAPI, library: Library) -> None:
+    """POST /documents (upload) and DELETE /documents/{doc_id} (uploads only): the browser panel's rules, from a
+    script; each builds in a worker thread, one build at a time."""
+
+    @api.post("/documents", response_model=DocumentChange)
+    async def add_documents(files: list[UploadFile] = File(
+            description=f"one or more files (multipart field `files`): at most {MAX_FILES}, "
+                        f"{MAX_FILE_BYTES:,} bytes each, {MAX_UPLOAD_BYTES:,} bytes in all")) -> dict:
+        """Add documents: saved under uploads/ of the corpus folder and indexed as `rag build` does, searchable
+        when the reply comes; files that cannot be read are not kept and are listed with the reason."""
+        change = await run_in_threadpool(library.add, [(f.filename or "upload", f.file) for f in files])
+        return change.json()
+
+    @api.delete("/documents/{doc_id:path}", response_model=DocumentChange)
+    async def delete_document(doc_id: str) -> dict:
+        """Delete an uploaded document (uploads/…; the file id of a spreadsheet removes all its rows) and rebuild;
+        documents of the corpus folder itself are refused with 403."""
+        return (await run_in_threadpool(library.delete, doc_id)).json()
