@@ -199,6 +199,8 @@ def test_with_a_key_every_route_needs_it(keyed, headers):
         response = keyed.request(method, path, json=body, headers=headers)
         assert response.status_code == 401, (path, response.status_code)
         assert "API key" in response.json()["error"] and response.headers["www-authenticate"] == "Bearer"
+    malformed = keyed.post("/answer", content=b"{not json", headers={**headers, "content-type": "application/json"})
+    assert malformed.status_code == 401  # the key is checked before the body is read
 
 
 def test_with_the_key_the_routes_answer(keyed):
@@ -306,18 +308,23 @@ def test_answers_run_off_the_event_loop_at_most_concurrency_at_once_and_a_bug_is
     slow = SlowIndex(rag.load_index(served[1]))
     demo, url = launch_app(slow)
     try:
-        with httpx.Client(base_url=url + "api/v1", timeout=120) as client, ThreadPoolExecutor(8) as pool:
+        from gradio_client import Client
+
+        chat = Client(url, verbose=False, analytics_enabled=False)
+        with httpx.Client(base_url=url + "api/v1", timeout=120) as client, ThreadPoolExecutor(10) as pool:
             answers = [pool.submit(client.post, "/answer", json={"question": HIGH_TECH_ZH}) for _ in range(6)]
+            asked = [pool.submit(chat.predict, question=HIGH_TECH_ZH, api_name="/ask") for _ in range(3)]
             time.sleep(0.3)
             started = time.monotonic()
             assert client.get("/health").status_code == 200
             health_s = time.monotonic() - started
             assert not all(a.done() for a in answers)  # the answers were still running meanwhile
             assert all(a.result().status_code == 200 for a in answers)
+            assert all("360" in a.result()["answer"] for a in asked)
             broken = client.post("/search", json={"question": HIGH_TECH_ZH})
             assert broken.status_code == 500
             assert broken.json() == {"error": "internal error (ZeroDivisionError); see the server log"}
         assert health_s < 0.5, f"/health waited {health_s:.2f} s behind the answers"
-        assert slow.most == CONCURRENCY
+        assert slow.most == CONCURRENCY  # the chat's /ask and the API share one budget
     finally:
         demo.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from contextlib import ExitStack, contextmanager
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
@@ -60,6 +61,8 @@ MAX_K = 10
 DEFAULT_K = 5
 # Answers run at most this many at once (2 cores); everyone else waits in the queue instead of being dropped.
 CONCURRENCY = int(os.environ.get("RAG_UI_CONCURRENCY", "2"))
+# One budget for the chat, /ask and the REST API together (Gradio's queue limits only its own events).
+ANSWER_SLOTS = threading.BoundedSemaphore(CONCURRENCY)
 MAX_SHOWN_QUESTION = 600  # characters of a long pasted question echoed in the chat
 # Largest HTTP request body: the page's biggest request carries the chat history (a few KB a turn), a question at
 # its 20,000-character limit is at most ~120 KB as JSON; anything near this cap is not a question.
@@ -278,8 +281,9 @@ class WebChat:
         """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML)."""
         with user_errors():
             resolved = resolve_mode(mode)
-            answer = self.current.get().answer(check_question(question), k=parse_k(k), mode=resolved,
-                                               filters=build_filters(doc_id, issuer, year))
+            with ANSWER_SLOTS:
+                answer = self.current.get().answer(check_question(question), k=parse_k(k), mode=resolved,
+                                                   filters=build_filters(doc_id, issuer, year))
             return answer_json(answer, resolved)
 
     def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
@@ -309,8 +313,9 @@ class WebChat:
         with user_errors():
             resolved, index = resolve_mode(mode), self.current.get()
             turns = list(turns or [])
-            answer = index.answer(question, k=parse_k(k), mode=resolved,
-                                  filters=build_filters(doc_id, issuer, year), history=turns)
+            with ANSWER_SLOTS:
+                answer = index.answer(question, k=parse_k(k), mode=resolved,
+                                      filters=build_filters(doc_id, issuer, year), history=turns)
             history = list(history or []) + [
                 {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, resolved)}]
             cites = [cite_state(hit) for hit in answer.citations]

@@ -28,7 +28,7 @@ from rag.feedback import FeedbackStore, Rating
 from rag.qa.conversation import MAX_TURN_CHARS, MAX_TURNS
 from rag.search.index import MAX_QUESTION_INPUT, Index, check_question
 from rag.types import RagError, shown
-from ui.app import CONCURRENCY, DEFAULT_K, MAX_K, MODE_ALIASES, document_list, resolve_mode
+from ui.app import ANSWER_SLOTS, CONCURRENCY, DEFAULT_K, MAX_K, MODE_ALIASES, document_list, resolve_mode
 from ui.render import answer_json, citation_json
 from ui.uploads import MAX_FILE_BYTES, MAX_FILES, MAX_UPLOAD_BYTES, CurrentIndex, Library, UploadRefused
 
@@ -206,14 +206,32 @@ def create_api(index: Index | CurrentIndex, api_key: str | None = None, library:
                   docs_url=None, redoc_url=None, dependencies=[Depends(key_check(api_key))] if api_key else [],
                   description="Extractive answers with cited source spans over the indexed government replies. "
                               "Errors are {\"error\": message}.")
+    if api_key:
+        expected = api_key.encode()
+
+        @api.middleware("http")
+        async def key_first(request: Request, call_next):
+            """The key is checked before the body is parsed, so a call without it is a 401 whatever it sends."""
+            open_paths = (request.scope.get("root_path", "") + "/openapi.json", request.scope.get("root_path", "") + "/docs")
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            if request.url.path not in open_paths and not (
+                    scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)):
+                return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
+                             headers={"WWW-Authenticate": "Bearer"})
+            return await call_next(request)
     slots = asyncio.Semaphore(CONCURRENCY)
     current = CurrentIndex.of(index)
     store = FeedbackStore(current.get().index_dir)
 
+    def within_budget(fn: Callable, *args, **kwargs):
+        with ANSWER_SLOTS:  # shared with the chat: at most CONCURRENCY answers run at once in the whole server
+            return fn(*args, **kwargs)
+
     async def heavy(fn: Callable, *args, **kwargs):
         """Run a search or an answer in a worker thread, at most CONCURRENCY at once (the rest wait their turn)."""
         async with slots:
-            return await run_in_threadpool(fn, *args, **kwargs)
+            return await run_in_threadpool(within_budget, fn, *args, **kwargs)
 
     api.add_exception_handler(RagError, lambda request, exc: error(400, str(exc)))
     api.add_exception_handler(UploadRefused, lambda request, exc: error(exc.status, str(exc)))
