@@ -278,6 +278,31 @@ def test_the_chat_thumbs_record_feedback(served):
     assert chat.rate(turns, gr.LikeData(None, {"index": 0, "value": [], "liked": True})) == turns  # a question
 
 
+def test_the_chat_takes_a_comment_or_a_correction(served):
+    import gradio as gr
+
+    import rag
+    from rag.feedback import FeedbackStore
+    from ui.app import WebChat
+
+    chat = WebChat(rag.load_index(served[1]))
+    with pytest.raises(gr.Error, match="Ask a question first"):
+        chat.comment([], "👍 right 正确", "good", "")
+    history, _, question = chat.accept(HIGH_TECH_ZH, [])
+    history, _, _, _, turns = chat.respond(question, history, "hybrid", 5, "", "", "", [])
+    with pytest.raises(gr.Error, match="Choose 👍 or 👎"):
+        chat.comment(turns, None, "a comment without a rating", "")
+    turns, status, comment, correction = chat.comment(turns, None, "", "全年新增高新技术企业360家")
+    assert "recorded" in status and comment == correction == ""
+    store = FeedbackStore(served[1])
+    row = next(r for r in store.rows() if r["id"] == turns[0]["feedback"])
+    assert row["rating"] == "down" and row["correction"] == "全年新增高新技术企业360家"
+    first = turns[0]["feedback"]
+    turns, _, _, _ = chat.comment(turns, "👍 right 正确", "<b>clear</b>", "")
+    ids = {r["id"]: r for r in store.rows()}
+    assert first not in ids and ids[turns[0]["feedback"]]["comment"] == "<b>clear</b>"  # the latest word replaces
+
+
 class SlowIndex:
     """The real index, with answers that take a while and count how many run at once, and a broken search."""
 

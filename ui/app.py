@@ -341,6 +341,24 @@ class WebChat:
                 store.withdraw(previous)
             return turns
 
+    def comment(self, turns: list, rating: str | None, comment: str, correction: str) -> tuple:
+        """A comment or a corrected answer on the last reply, stored with its rating (a correction alone means 👎);
+        it replaces the thumb given before, so the latest word on an answer is the one exported."""
+        with user_errors():
+            turn = next((t for t in reversed(turns or [])), None)
+            if turn is None:
+                raise user_error("Ask a question first: a comment belongs to an answer", "No answer yet")
+            comment, correction = (comment or "").strip() or None, (correction or "").strip() or None
+            chosen = RATING_CHOICES.get(rating or "") or ("down" if correction else None)
+            if chosen is None:
+                raise user_error("Choose 👍 or 👎 (a correction alone counts as 👎)", "No rating")
+            index = self.current.get()
+            turn["feedback"] = FeedbackStore(index.index_dir).record(
+                turn["question"], turn["answer"] or None, chosen, comment=comment, correction=correction,
+                completed_question=turn["completed_question"], citations=turn["citations"],
+                generation=index.generation.name, replaces=turn["feedback"])
+            return turns, f"Thank you: recorded for 「{markdown_escape(shorten(turn['question'], 60))}」 谢谢，已记录", "", ""
+
     def open_source(self, cites: list, evt: gr.EventData) -> str:
         """The whole document of the clicked source, its paragraph marked and scrolled into view."""
         data = evt._data if isinstance(getattr(evt, "_data", None), dict) else {}
@@ -461,6 +479,21 @@ def documents_panel(index: Index, library: Library) -> SimpleNamespace:
     return SimpleNamespace(files=files, add=add, report=report, choice=choice, delete=delete)
 
 
+RATING_CHOICES = {"👍 right 正确": "up", "👎 wrong 错误": "down"}
+
+
+def comment_panel() -> SimpleNamespace:
+    """Under the chat: a comment or a corrected answer on the last reply (the thumbs on a reply rate it alone)."""
+    with gr.Accordion("Comment or correct the last answer 评论或更正上一条答案", open=False, elem_id="comment-panel"):
+        rating = gr.Radio(list(RATING_CHOICES), value=None, show_label=False, elem_id="comment-rating")
+        comment = gr.Textbox(label="Comment 评论", lines=1, max_lines=4, max_length=5000, elem_id="comment-text")
+        correction = gr.Textbox(label="Correct answer 正确答案", lines=1, max_lines=4, max_length=5000,
+                                elem_id="comment-correction")
+        send = gr.Button("Send 提交", size="md", elem_id="comment-send")
+        status = gr.Markdown("", elem_id="comment-status")
+    return SimpleNamespace(rating=rating, comment=comment, correction=correction, send=send, status=status)
+
+
 def create_app(index: Index | CurrentIndex, api_key: str | None = None,
                corpus_dir: str | os.PathLike | None = None) -> gr.Blocks:
     """The page and the API endpoints over the served index; `api_key` guards the REST API that launch mounts;
@@ -490,7 +523,7 @@ def create_app(index: Index | CurrentIndex, api_key: str | None = None,
         with gr.Row(equal_height=False, elem_id="panels"):
             with gr.Column(scale=12, min_width=420):
                 panel = documents_panel(index, library)
-                chatbot = gr.Chatbot(label="Chat 对话", show_label=False, height="calc(100vh - 482px)", min_height=240,
+                chatbot = gr.Chatbot(label="Chat 对话", show_label=False, height="calc(100vh - 528px)", min_height=240,
                                      latex_delimiters=[], elem_id="chat", buttons=["copy"], layout="bubble",
                                      feedback_options=("Like", "Dislike"),  # 👍/👎, recorded by WebChat.rate
                                      placeholder="Ask about the indexed government replies, in Chinese or English. "
@@ -501,6 +534,7 @@ def create_app(index: Index | CurrentIndex, api_key: str | None = None,
                     ask_button = gr.Button("提问 Ask", variant="primary", scale=1, min_width=112, elem_id="ask")
                 examples = gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Examples 示例",
                                        api_visibility="private", elem_id="examples")
+                remark = comment_panel()
             with gr.Column(scale=9, min_width=320):
                 sources = gr.HTML(sources_html(None), js_on_load=SOURCES_JS, elem_id="sources")
             with gr.Column(scale=10, min_width=340):
@@ -520,6 +554,9 @@ def create_app(index: Index | CurrentIndex, api_key: str | None = None,
             concurrency_limit=CONCURRENCY, api_visibility="private")
         sources.click(chat.open_source, [cites], [viewer], api_visibility="private", concurrency_limit=None)
         chatbot.like(chat.rate, [turns], [turns], api_visibility="private", concurrency_limit=None)
+        remark.send.click(chat.comment, [turns, remark.rating, remark.comment, remark.correction],
+                          [turns, remark.status, remark.comment, remark.correction], api_visibility="private",
+                          concurrency_limit=None)
         chatbot.clear(lambda: [], None, [turns], api_visibility="private", concurrency_limit=None)  # a new conversation
         filters = [doc_filter, issuer_filter, year_filter]
         page_state = [header, *filters, panel.choice]
