@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -171,17 +171,25 @@ def validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-def key_check(api_key: str) -> Callable:
-    """The dependency that refuses a call without `Authorization: Bearer <api_key>` (compared in constant time)."""
+# Declares the key in the OpenAPI (securitySchemes); the check itself is `require_key`, which runs before the body
+# is parsed.
+BEARER = HTTPBearer(auto_error=False, description="the server's API key (rag serve --api-key or RAG_API_KEY)")
+
+
+def require_key(api: FastAPI, api_key: str) -> None:
+    """Refuse every call but the docs without `Authorization: Bearer <api_key>` (compared in constant time), before
+    the route reads its body, so a call without the key is a 401 whatever it sends."""
     expected = api_key.encode()
-    bearer = HTTPBearer(auto_error=False, description="the server's API key (rag serve --api-key or RAG_API_KEY)")
 
-    async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), expected):
-            raise HTTPException(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
-                                headers={"WWW-Authenticate": "Bearer"})
-
-    return check
+    @api.middleware("http")
+    async def key_first(request: Request, call_next):
+        root = request.scope.get("root_path", "")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if request.url.path not in (root + "/openapi.json", root + "/docs") and not (
+                scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)):
+            return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
+                         headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
 
 
 def docs_html(schema: dict) -> str:
@@ -203,23 +211,11 @@ def docs_html(schema: dict) -> str:
 def create_api(index: Index | CurrentIndex, api_key: str | None = None, library: Library | None = None) -> FastAPI:
     """The /api/v1 application over the served index (mounted by ui.app.launch); `library` takes uploads."""
     api = FastAPI(title="Government Reply Q&A · REST API", version="1", openapi_url="/openapi.json",
-                  docs_url=None, redoc_url=None, dependencies=[Depends(key_check(api_key))] if api_key else [],
+                  docs_url=None, redoc_url=None, dependencies=[Depends(BEARER)] if api_key else [],
                   description="Extractive answers with cited source spans over the indexed government replies. "
                               "Errors are {\"error\": message}.")
     if api_key:
-        expected = api_key.encode()
-
-        @api.middleware("http")
-        async def key_first(request: Request, call_next):
-            """The key is checked before the body is parsed, so a call without it is a 401 whatever it sends."""
-            open_paths = (request.scope.get("root_path", "") + "/openapi.json", request.scope.get("root_path", "") + "/docs")
-            header = request.headers.get("authorization", "")
-            scheme, _, token = header.partition(" ")
-            if request.url.path not in open_paths and not (
-                    scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)):
-                return error(401, "missing or wrong API key: send the header Authorization: Bearer <key>",
-                             headers={"WWW-Authenticate": "Bearer"})
-            return await call_next(request)
+        require_key(api, api_key)
     slots = asyncio.Semaphore(CONCURRENCY)
     current = CurrentIndex.of(index)
     store = FeedbackStore(current.get().index_dir)

@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from rag.ingest.documents import TEXT_SUFFIXES
-from rag.ingest.formats import READERS
+from rag.ingest.documents import supported_suffixes
 from rag.ingest.reading import MAX_BYTES
 from rag.search.index import BuildReport, Index, build_index
 from rag.text import replace_surrogates
 from rag.types import RagError, shown
 
 UPLOADS = "uploads"  # the folder of the corpus that uploads go to, and the only one deletes may touch
-SUFFIXES = tuple(sorted({*TEXT_SUFFIXES, *READERS}))
+SUFFIXES = supported_suffixes()
 MAX_FILE_BYTES = MAX_BYTES  # the build skips larger files anyway
 MAX_FILES = 20  # files per request
 # All files of one request together; the upload routes' HTTP body cap (ui.limits) is the same number.

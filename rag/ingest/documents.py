@@ -151,14 +151,15 @@ def corpus_files(corpus: str | os.PathLike,
         raise RagError(f"{root} is a column mapping, not a document: give the file it describes "
                        f"(or pass it with --mapping)")
     if _reader_for(root.suffix.lower()) is None:
-        supported = " ".join(sorted({*TEXT_SUFFIXES, *_supported_suffixes()}))
+        supported = " ".join(supported_suffixes())
         raise RagError(f"cannot index {root}: unsupported file type '{root.suffix or root.name}' "
                        f"(supported: {supported})")
     return [(root.name, root)], []
 
 
-def _supported_suffixes() -> list[str]:
-    return list(formats.READERS)
+def supported_suffixes() -> tuple[str, ...]:
+    """Every file suffix a corpus may hold, sorted (the readers' and the plain-text ones)."""
+    return tuple(sorted({*TEXT_SUFFIXES, *formats.READERS}))
 
 
 def load_corpus(

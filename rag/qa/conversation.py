@@ -113,20 +113,22 @@ def _lean(question: str, previous: Completion | None) -> Completion:
     pronoun = next((c for c in cues["pronouns"] + cues["determiners"] if _has(unpartitioned, c, zh)), "")
     own = analyze(body)
     has_qword = bool(_ZH_ANY_QWORD.search(body) if zh else _EN_QWORD.search(body))
-    subjectless = _subjectless(own)
-    before = analyze(previous.completed)
-    if has_qword and (partitive or pronoun or subjectless):
-        return _with_context(question, body, previous, before, own, partitive, pronoun, zh)
-    if has_qword:  # a question of its own (「这项工作由谁负责？」, "And how much do drivers pay?"): as asked
+    standalone = has_qword and not (partitive or pronoun or _subjectless(own))
+    if standalone:  # a question of its own (「这项工作由谁负责？」, "And how much do drivers pay?"): as asked
         return Completion(question, _end(body, zh) if leaned else question)
+    before = analyze(previous.completed)
+    if has_qword:
+        return _with_context(question, body, previous, before, own, partitive, pronoun, zh)
     return _substitute(question, body, previous, before, own, zh)
+
+
+_CUE_WORDS = frozenset(c.strip() for g in QUALIFIER_GROUPS.values() for c in g["question"])
 
 
 def _subjectless(own) -> bool:
     """No subject of its own: only verbs, measures and qualifier words (「下降了多少？」「累计有多少？」, "how many in total?")."""
-    cue_words = {c.strip() for g in QUALIFIER_GROUPS.values() for c in g["question"]}
-    return all(t[0] in ZH_VERBS or t[0] in MEASURE_NOUNS or t[0] in GENERIC_TERMS or t[0] in cue_words
-               or any(t[0] in c for c in cue_words) for t in own.terms) and not own.unmatched
+    return all(t[0] in ZH_VERBS or t[0] in MEASURE_NOUNS or t[0] in GENERIC_TERMS or t[0] in _CUE_WORDS
+               or any(t[0] in c for c in _CUE_WORDS) for t in own.terms) and not own.unmatched
 
 
 def _names_document(question: str, cues: dict) -> bool:

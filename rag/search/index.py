@@ -34,7 +34,7 @@ from rag.search.retrieval import (
     top_k,
 )
 from rag.search.model import sha256_file
-from rag.text import has_cjk, replace_surrogates
+from rag.text import has_cjk, normalize, replace_surrogates
 from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, QuestionTooLong, RagError, shown
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,11 @@ POINTER_TMP_RE = re.compile(r"CURRENT\.tmp-\d+")
 MAX_POINTER_BYTES = 256
 # manifest keys a loader relies on, with their types (a manifest edited by hand or damaged is named, not a traceback)
 MANIFEST_FIELDS = {"format_version": int, "model": str, "model_name": str, "dim": int, "files": dict}
+
+
+def _new_generation_name() -> str:
+    """Time, pid and a random part: unique even within a second, and matched by GENERATION_RE."""
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -287,11 +292,11 @@ class Index:
 
     def _leaves_document(self, completion, doc_id: str) -> bool:
         """Whether a follow-up names a place, a 《title》 or a document number its conversation's document lacks."""
-        from rag.qa.question import NAMED_SCOPE_RE, analyze
+        from rag.patterns import DOC_NUMBER_RE, TITLE_RE
+        from rag.qa.question import NAMED_SCOPE_RE
 
-        text = self._documents[doc_id].text
-        named = [m.group(0) for m in NAMED_SCOPE_RE.finditer(completion.question)]
-        named += analyze(completion.question).references
+        text, question = self._documents[doc_id].text, normalize(completion.question)
+        named = [m.group(0) for pattern in (NAMED_SCOPE_RE, TITLE_RE, DOC_NUMBER_RE) for m in pattern.finditer(question)]
         return any(name.strip("《》") not in text for name in named)
 
     def answer_inputs(self, question: str, k: int = 5, mode: str = "hybrid",
@@ -638,7 +643,7 @@ def _build_locked(corpus_dir: Path, index_dir: Path, model: str | None, mapping:
             vectors[i] = fresh[row]
     matrix = np.ascontiguousarray(np.vstack(vectors), dtype=np.float32)
 
-    name = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique even within a second
+    name = _new_generation_name()
     generations = index_dir / "generations"
     staging = generations / f".tmp-{name}"
     try:
