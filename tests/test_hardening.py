@@ -332,3 +332,12 @@ def test_w3_quiet_build_and_queries_print_nothing_but_results(tmp_path):
     assert build.stdout.startswith("indexed 2 documents")
     search = run("search", "供水管网", "--index", str(tmp_path / "index"), "-k", "1")
     assert search.returncode == 0 and search.stderr == "", search.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_traceback(tiny_index_dir):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    command = [sys.executable, "-m", "rag", "search", "答复", "--index", str(tiny_index_dir), "-k", "5"]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # like `| head -0`: nobody reads the output
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=600) == 141 and "Traceback" not in stderr, stderr
