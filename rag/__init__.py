@@ -49,9 +49,11 @@ def retrieve(question: str, k: int = 5, mode: str = "hybrid", filters: dict[str,
 
 def answer(question: str, k: int = 5, mode: str = "hybrid", filters: dict[str, Any] | None = None,
            index_dir: str | os.PathLike | None = None, corpus_dir: str | os.PathLike | None = None,
-           history: list[dict] | None = None) -> Answer:
-    """Answer from the default index (built on first use), with highlighted citations; `history` as Index.answer."""
-    return default_index(index_dir, corpus_dir).answer(question, k=k, mode=mode, filters=filters, history=history)
+           history: list[dict] | None = None, generate: bool = False) -> Answer:
+    """Answer from the default index (built on first use), with highlighted citations; `history` and `generate`
+    (written by the language model of RAG_LLM_BASE_URL, checked) as Index.answer."""
+    return default_index(index_dir, corpus_dir).answer(question, k=k, mode=mode, filters=filters, history=history,
+                                                       generate=generate)
 
 
 def evaluate(*args, **kwargs):

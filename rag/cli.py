@@ -114,7 +114,9 @@ def cmd_ask(args) -> int:
     from rag.present import answer_to_json, format_answer
 
     index = _index_for_query(args)
-    result = index.answer(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter))
+    llm = _llm_config(args) if args.generate else None
+    result = index.answer(args.question, k=args.k, mode=args.mode, filters=_parse_filters(args.filter),
+                          generate=args.generate, llm=llm)
     if args.json:
         print(json_for_terminal(answer_to_json(result)))
     else:
@@ -136,11 +138,19 @@ def cmd_docs(args) -> int:
     return 0
 
 
+def _llm_config(args):
+    """The language model from --llm-* options, else RAG_LLM_* variables (None: not configured)."""
+    from rag.generation import LLMConfig
+
+    overrides = {"timeout": args.llm_timeout} if args.llm_timeout is not None else {}
+    return LLMConfig.from_env(args.llm_base_url, args.llm_model, args.llm_api_key, **overrides)
+
+
 def cmd_serve(args) -> int:
     from ui.app import serve
 
     serve(corpus_dir=args.corpus, index_dir=args.index, host=args.host, port=args.port, model=args.model,
-          api_key=args.api_key, uploads=not args.no_uploads)
+          api_key=args.api_key, uploads=not args.no_uploads, llm=_llm_config(args))
     return 0
 
 
@@ -193,9 +203,47 @@ def cmd_eval(args) -> int:
             say(f"follow-up turns of eval/conversations.jsonl ({args.split} part)\n")
             say(format_summary(summary(results)))
         return 0
+    if args.generate:
+        return _eval_generate(args)
     from rag.evaluation import run_cli
 
     return run_cli(args)
+
+
+def _eval_generate(args) -> int:
+    """`rag eval --generate`: the eval questions answered by the configured language model, with the check."""
+    from rag.evaluation import _load_items, corpus_index, default_eval_files
+    import json
+    from pathlib import Path
+
+    from rag.generation_eval import evaluate_written, flagged_for_hand_check, format_summary, load_verdicts, summary
+    from rag.types import RagError
+
+    llm = _llm_config(args)
+    if llm is None:
+        raise RagError("rag eval --generate needs a language model: set RAG_LLM_BASE_URL or pass --llm-base-url")
+    items = _load_items(list(args.files) or default_eval_files(), args.limit, args.split)
+    indexes: dict = {}
+
+    def index_for(item):
+        if item.corpus not in indexes:
+            indexes[item.corpus] = corpus_index(item.corpus, model=args.model, progress=False)
+        return indexes[item.corpus]
+
+    rows = evaluate_written(index_for, items, llm, progress=not args.json and sys.stderr.isatty())
+    verdicts = load_verdicts(args.hand_checked) if args.hand_checked else None
+    data = summary(rows, verdicts)
+    if args.flagged:
+        Path(args.flagged).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                                              for r in flagged_for_hand_check(rows)), encoding="utf-8")
+    if args.json:
+        print(json_for_terminal({"summary": data, "rows": [vars(r) for r in rows]}))
+    else:
+        say(f"written answers by {llm.model or 'the served model'} at {llm.base_url} ({args.split} part)\n")
+        say(format_summary(data))
+        if args.flagged:
+            say(f"flagged answers for a hand check written to {args.flagged}")
+    return 0
 
 
 def cmd_bench(args) -> int:
@@ -224,6 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="doc_id, path_prefix, issuer, year, date_from, date_to (repeatable)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
+    def llm_args(p, switch: str | None):
+        if switch:
+            p.add_argument("--generate", action="store_true", help=switch)
+        p.add_argument("--llm-base-url", default=None, metavar="URL",
+                       help="OpenAI-compatible endpoint of your language model, e.g. http://127.0.0.1:8000/v1 "
+                            "(default: $RAG_LLM_BASE_URL; document text is sent only there)")
+        p.add_argument("--llm-model", default=None, metavar="NAME",
+                       help="model name (default: $RAG_LLM_MODEL, else the first the server lists)")
+        p.add_argument("--llm-api-key", default=None, metavar="KEY",
+                       help="bearer key of the endpoint (default: $RAG_LLM_API_KEY; the variable keeps it out of "
+                            "the process list)")
+        p.add_argument("--llm-timeout", type=float, default=None, metavar="SECONDS",
+                       help="longest wait for one written answer (default: $RAG_LLM_TIMEOUT or 60)")
+
     p = sub.add_parser("build", help="build or update the index of a corpus folder or file")
     p.add_argument("corpus_dir", nargs="?", default=None, metavar="PATH",
                    help="corpus folder, or one file such as a .xlsx/.csv/.jsonl collection (default: --corpus)")
@@ -245,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with highlighted citations")
     query_args(p)
     common(p)
+    llm_args(p, "have your language model write the answer from the passages, every sentence checked against "
+                "them (the extracted answer when it fails or is not configured)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("docs", help="list the indexed documents")
@@ -261,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the variable keeps the key out of the process list)")
     p.add_argument("--no-uploads", action="store_true",
                    help="no adding or deleting documents from the browser or the API (the page itself has no key)")
+    llm_args(p, None)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("feedback", help="the 👍/👎 ratings recorded beside the index: export them or count them")
@@ -287,6 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="only the first N questions of each file")
     p.add_argument("--conversations", action="store_true",
                    help="run the follow-up conversations of eval/conversations.jsonl instead")
+    p.add_argument("--generate", action="store_true",
+                   help="answer with the configured language model and report its accuracy and its check")
+    p.add_argument("--flagged", metavar="FILE", help="--generate: write the flagged answers here for a hand check")
+    p.add_argument("--hand-checked", metavar="FILE",
+                   help="--generate: verdicts on flagged answers (JSONL id, verdict wrong|right) to count")
+    llm_args(p, None)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="measure build time, query latency and memory")

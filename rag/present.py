@@ -52,25 +52,92 @@ def citation_label(n: int, hit: Hit) -> str:
     return f"[{n}] " + " · ".join(parts)
 
 
+ANSI_UNSUPPORTED = ("\x1b[1;31m", "\x1b[0m")
+PLAIN_UNSUPPORTED = ("⚠‹", "›")
+
+
+def unsupported_spans(answer: Answer) -> list[Span]:
+    """Where a written answer says what its cited passages do not back: the figure, or the whole sentence when
+    its citation is missing or names no passage given."""
+    spans: list[Span] = []
+    text = answer.text or ""
+    for st in answer.statements:
+        if st.supported:
+            continue
+        if len(st.failed) < len(st.problems):  # a citation is missing or names no passage given
+            spans.append((st.start, st.end))
+        for claim in st.failed:
+            at = text.find(claim, st.start, st.end)
+            if at >= 0:
+                spans.append((at, at + len(claim)))
+    return merge_spans(spans)
+
+
+def check_line(answer: Answer, zh: bool) -> str:
+    """One line on the check of a written answer."""
+    if answer.verified:
+        return ("（已核对：每句都有出处，数字均见于所引原文）" if zh else
+                "(Checked: every sentence cites its passages and every figure stands in them.)")
+    problems = "; ".join(f"{st.text.strip()[:60]} — {', '.join(st.problems)}" for st in answer.statements
+                         if not st.supported)
+    return ("（未通过核对，⚠标出的内容所引原文不支持：" if zh else
+            "(Not verified: the parts marked ⚠ are not backed by the passages they cite: ") + problems + ("）" if zh else ")")
+
+
+def _written_lines(answer: Answer, color: bool, zh: bool) -> list[str]:
+    marks = ANSI_UNSUPPORTED if color else PLAIN_UNSUPPORTED
+    lines = [("模型撰写：" if zh else "Written answer: ")
+             + mark_spans(answer.text or "", unsupported_spans(answer), marks, for_terminal),
+             for_terminal(check_line(answer, zh))]
+    extracted = answer.extractive
+    if extracted is not None and not answer.verified:
+        shown = extracted.text if extracted.found else ("文档中未找到答案。" if zh else "Not found in the documents.")
+        lines.append(for_terminal(("摘录答案：" if zh else "Extracted answer: ") + (shown or "")))
+    return lines
+
+
 def format_answer(answer: Answer, color: bool = False) -> str:
-    """Terminal view: the answer, then each citation with the answer spans marked."""
+    """Terminal view: the answer (a written one with its check), then each citation with the answer spans marked."""
     marks = ANSI_MARK if color else PLAIN_MARK
     zh = bool(_CJK_CHAR.search(answer.question or ""))
     head = ""
     if answer.found:
         head = ("答：" if zh else "Answer: ") if answer.exact else ("原文：" if zh else "From the text: ")
-    lines = [head + (answer.text or "")]
+    lines = [for_terminal(head + (answer.text or ""))]
+    if answer.generated:
+        lines = _written_lines(answer, color, zh)
+    elif answer.note:
+        lines.append(for_terminal(("（未使用语言模型：" if zh else "(Language model not used: ") + answer.note
+                                  + ("）" if zh else ")")))
     if answer.citations:
         lines.append("")
     for n, hit in enumerate(answer.citations, 1):
         lines.append(for_terminal(citation_label(n, hit)))
         lines.append("    " + mark_spans(hit.text, hit.highlights, marks, for_terminal).replace("\n", "\n    "))
-    lines[0] = for_terminal(lines[0])
     return "\n".join(lines)
 
 
 def answer_to_json(answer: Answer) -> dict:
-    """A JSON-ready dict: the answer plus each citation with its highlight spans and their texts."""
+    """A JSON-ready dict: the answer plus each citation with its highlight spans and their texts; a written
+    answer adds its check (verified, unsupported, statements) and the extracted answer."""
+    data = _answer_fields(answer)
+    data["generated"] = answer.generated
+    data["note"] = answer.note
+    if answer.generated:
+        data["verified"] = answer.verified
+        data["unsupported"] = list(answer.unsupported)
+        data["unsupported_spans"] = [list(s) for s in unsupported_spans(answer)]
+        data["statements"] = [{
+            "text": st.text, "start": st.start, "end": st.end, "citations": list(st.citations),
+            "supported": st.supported, "problems": list(st.problems), "claims": list(st.claims),
+            "support": [{"n": n, "start": s, "end": e, "text": answer.citations[n - 1].text[s:e]}
+                        for n, s, e in st.support if 0 < n <= len(answer.citations)],
+        } for st in answer.statements]
+        data["extractive"] = answer_to_json(answer.extractive) if answer.extractive is not None else None
+    return data
+
+
+def _answer_fields(answer: Answer) -> dict:
     return {
         "question": answer.question,
         "completed_question": answer.completed_question or answer.question,

@@ -80,6 +80,21 @@ class Hit:
 
 
 @dataclass
+class Statement:
+    """One sentence of a written answer, checked against the passages it cites (the user sees which fail and why)."""
+
+    text: str
+    start: int  # offsets in the written answer
+    end: int
+    citations: list[int] = field(default_factory=list)  # its [n] markers, 1-based
+    supported: bool = False
+    problems: list[str] = field(default_factory=list)  # why not: no citation, [7] names no passage, 1234家 not in [1]
+    claims: list[str] = field(default_factory=list)  # the figures, dates, numbers and quotes it was checked for
+    failed: list[str] = field(default_factory=list)  # the claims no cited passage backs
+    support: list[tuple[int, int, int]] = field(default_factory=list)  # (n, start, end) in citation n's text
+
+
+@dataclass
 class Answer:
     """What a user gets back: the answer in the source's own words, or an honest not-found."""
 
@@ -91,6 +106,12 @@ class Answer:
     elapsed_ms: float = 0.0
     exact: bool = True  # False: no exact value was found, the answer is the source sentence that says it
     completed_question: str = ""  # what was searched: the question completed from the conversation (or as asked)
+    generated: bool = False  # written by the configured language model (then text cites [n] = citations[n-1])
+    verified: bool | None = None  # generated: every statement backed by the passages it cites
+    unsupported: list[str] = field(default_factory=list)  # generated: the figures or sentences no cited passage backs
+    statements: list[Statement] = field(default_factory=list)  # generated: each sentence with its check
+    extractive: "Answer | None" = None  # generated: the extracted answer, shown beside one that fails the check
+    note: str = ""  # one line on the language model: why its answer is not shown, or that it was not configured
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -91,3 +91,19 @@ def tipdm_index():
     (corpus / (xlsx.name + ".rag.json")).write_text(json.dumps(TIPDM_MAPPING, ensure_ascii=False), encoding="utf-8")
     # incremental: a second session finds every document unchanged and embeds nothing
     return rag.build_index(corpus, root / "index", progress=False, follow_symlinks=True)
+
+
+@pytest.fixture(scope="session")
+def scripted_llm():
+    """One scripted OpenAI-compatible server process (tests/llm_server.py) for the whole session."""
+    from llm_server import ScriptedLLMServer
+
+    with ScriptedLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm(scripted_llm):
+    """The scripted server with an empty script and an empty record of requests."""
+    scripted_llm.reset()
+    return scripted_llm

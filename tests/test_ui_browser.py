@@ -1,8 +1,8 @@
 """The web chat in a real browser (headless Chromium at 1280×800): ask, read highlighted sources, open a document,
-add a .docx in the "Add documents" panel and ask about it.
+add a .docx in the "Add documents" panel and ask about it, and have a (scripted) language model write an answer.
 
-Set RAG_SCREENSHOT=1 to refresh docs/screenshot.png and docs/screenshot-upload.png; otherwise the screenshots go to
-a temporary folder.
+Set RAG_SCREENSHOT=1 to refresh docs/screenshot.png, docs/screenshot-upload.png and docs/screenshot-written.png;
+otherwise the screenshots go to a temporary folder.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
-from test_ui_api import HIGH_TECH_EN, HIGH_TECH_ZH, LIBRARY_ZH, start_app  # noqa: E402
+from test_ui_api import HIGH_TECH_EN, HIGH_TECH_ZH, LIBRARY_ZH, launch_app, start_app  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -33,6 +33,9 @@ BOT = "#chat [data-testid='bot']"
 ELDER_TITLE = "关于社区养老服务的答复"
 ELDER_LINES = [ELDER_TITLE, "市民政局", "您提出的关于加强社区养老服务的建议收悉，现答复如下：",
                "2023年全市新建社区养老服务站42个，新增养老床位1200张。", "市民政局", "2024年4月10日"]
+TOTAL_ZH = "2023年高新技术企业总数是多少？"
+WRITTEN = "2023年，石家庄全年新增高新技术企业360家[1]，总数达到3431家[1]。"
+INVENTED = "2023年高新技术企业总数达到9999家[1]。"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,20 @@ def server(tmp_path_factory):
     demo, url = start_app(root, corpus_dir=root / "corpus")  # uploads go to its corpus folder
     yield url
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def written_server(reference_index):
+    """The web chat over the reference index with a scripted language model: the written answers stream in."""
+    from llm_server import ScriptedLLMServer
+    from rag.generation import LLMConfig
+
+    with ScriptedLLMServer() as llm:
+        llm.script(rules=[{"match": "总数是多少", "content": INVENTED}],  # matched against the question in the prompt
+                   default={"content": WRITTEN, "chunk_chars": 2, "chunk_delay": 0.1})
+        demo, url = launch_app(reference_index, llm=LLMConfig(base_url=llm.url, model="scripted", timeout=30))
+        yield url
+        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +216,35 @@ def test_upload_a_docx_ask_about_it_and_delete_it(page, tmp_path):
     sync_api.expect(page.locator("#upload-report .up-removed")).to_contain_text(doc_id, timeout=ANSWER_TIMEOUT_MS)
     sync_api.expect(page.locator("#app-header")).to_contain_text(f"{documents} documents")
     assert page.dialogs == []
+
+
+def test_a_written_answer_streams_in_then_shows_its_check(browser, written_server, tmp_path):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.dialogs = []
+    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(written_server)
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    page.locator("#generate input[type=checkbox]").check()
+
+    page.fill("#question textarea", HIGH_TECH_ZH)
+    page.press("#question textarea", "Enter")
+    page.wait_for_function(f"() => [...document.querySelectorAll(\"{BOT}\")].some(e => e.innerText.includes('撰写中'))",
+                           timeout=ANSWER_TIMEOUT_MS)  # the text shows while it is written, marked as not checked
+    reply = page.locator(BOT).last
+    sync_api.expect(reply).to_contain_text("✓ 已核对 Checked", timeout=ANSWER_TIMEOUT_MS)
+    assert "撰写中" not in reply.inner_text() and "3431家[1]" in squash(reply.inner_text())
+    sync_api.expect(page.locator("#sources mark").filter(has_text="360").first).to_be_visible()
+    sync_api.expect(page.locator("#document #rag-cited")).to_be_visible()
+    save_screenshot(page, tmp_path, "screenshot-written.png")
+
+    page.fill("#question textarea", TOTAL_ZH)
+    page.press("#question textarea", "Enter")
+    reply = page.locator(BOT).nth(1)
+    sync_api.expect(reply).to_contain_text("⚠ 未通过核对 Not verified", timeout=ANSWER_TIMEOUT_MS)
+    marked = reply.locator("mark.unsupported")
+    sync_api.expect(marked).to_have_count(1)
+    sync_api.expect(marked).to_contain_text("9999家")
+    assert marked.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 227, 227)"  # the chat's CSS
+    sync_api.expect(reply).to_contain_text("摘录答案 Extracted answer")
+    assert page.locator("#chat script, #chat img").count() == 0 and page.dialogs == []
+    page.close()

@@ -4,7 +4,9 @@
     serve("corpus", "index")                      # http://127.0.0.1:7860
 
 Endpoints for scripts (gradio_client): /ask, /document, /documents — see README "Web chat"; the REST API
-(ui/rest.py) is mounted at /api/v1 of the same server. 👍/👎 on a reply go to rag.feedback.
+(ui/rest.py) is mounted at /api/v1 of the same server. 👍/👎 on a reply go to rag.feedback. With a language model
+configured (`llm`, rag.generation.LLMConfig) the toolbar has a "Written answer" switch: the model writes the answer
+from the passages, streamed into the chat, then checked against them (rag.generation).
 Documents are only ever read through `index.document(doc_id)`; no request names a file path. The "Add documents"
 panel adds and deletes uploads through ui.uploads, which swaps the served index after each build.
 """
@@ -12,16 +14,21 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
+import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import gradio as gr
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from rag.feedback import FeedbackStore
+from rag.generation.written import NOT_CONFIGURED
 from rag.search.index import Index, build_index, index_exists, load_index
 from rag.search.index import check_question as checked_question
 from rag.types import Answer, Document, Hit, QuestionTooLong, RagError, shown
@@ -38,6 +45,8 @@ from ui.render import (
     markdown_escape,
     notice_html,
     sources_html,
+    writing_markdown,
+    writing_sources_html,
 )
 from ui.uploads import (
     MAX_FILE_BYTES,
@@ -53,6 +62,9 @@ from ui.uploads import (
     mib,
 )
 
+if TYPE_CHECKING:
+    from rag.generation import LLMConfig
+
 log = logging.getLogger(__name__)
 
 MODES = [("Hybrid", "hybrid"), ("Keyword", "bm25"), ("Semantic", "dense")]  # (label, value)
@@ -63,6 +75,7 @@ DEFAULT_K = 5
 CONCURRENCY = int(os.environ.get("RAG_UI_CONCURRENCY", "2"))
 # One budget for the chat, /ask and the REST API together (Gradio's queue limits only its own events).
 ANSWER_SLOTS = threading.BoundedSemaphore(CONCURRENCY)
+STREAM_INTERVAL = 0.1  # seconds: a written answer is shown as it streams in, at most this often
 MAX_SHOWN_QUESTION = 600  # characters of a long pasted question echoed in the chat
 # Largest HTTP request body: the page's biggest request carries the chat history (a few KB a turn), a question at
 # its 20,000-character limit is at most ~120 KB as JSON; anything near this cap is not a question.
@@ -92,6 +105,9 @@ CSS = """
 #app-header h1 { font-size: 20px; margin: 0; }
 #app-header .stats { color: var(--body-text-color-subdued); font-size: 13px; }
 #toolbar { gap: 8px; }
+#generate { min-width: 180px !important; flex-grow: 2 !important; word-break: keep-all; }  /* Checkbox drops min_width */
+#chat mark.unsupported { background: #ffe3e3; color: #8a1c1c; text-decoration: underline wavy #d33;
+  text-underline-offset: 3px; }
 .panel-title { position: sticky; top: -8px; z-index: 1; background: var(--block-background-fill); font-weight: 600;
   font-size: 14px; margin: -8px -8px 6px -8px; padding: 6px 10px; border-bottom: 1px solid var(--border-color-primary); }
 .src-list, .doc-view { height: calc(100vh - 230px); min-height: 300px; overflow-y: auto; position: relative;
@@ -244,10 +260,34 @@ def shorten(text: str, limit: int = MAX_SHOWN_QUESTION) -> str:
 
 
 def answer_footer(answer: Answer, mode: str) -> str:
-    """Mode, number of sources and time, shown under each reply."""
+    """Mode, number of sources and time, shown under each reply (and that the language model wrote it)."""
     label = dict((v, k) for k, v in MODES).get(mode, mode)
     seconds = answer.elapsed_ms / 1000
-    return f"\n\n*{label} · {plural(len(answer.citations), 'source')} · {seconds:.2f} s*"
+    written = " · written by the language model 模型撰写" if answer.generated else ""
+    return f"\n\n*{label} · {plural(len(answer.citations), 'source')} · {seconds:.2f} s{written}*"
+
+
+def run_answer(index: Index, question: str, k: int, mode: str, filters: dict, history: list | None = None,
+               generate: bool = False, llm: "LLMConfig | None" = None,
+               on_text: Callable[[str], None] | None = None,
+               on_extracted: Callable[[Answer], None] | None = None) -> Answer:
+    """index.answer, written by the served language model when `generate` asks for it; a server without one
+    answers as always, with the note that says so (never the RAG_LLM_* variables of whoever imports this)."""
+    if generate and llm is None:
+        return replace(index.answer(question, k=k, mode=mode, filters=filters, history=history), note=NOT_CONFIGURED)
+    return index.answer(question, k=k, mode=mode, filters=filters, history=history, generate=bool(generate),
+                        llm=llm, on_text=on_text, on_extracted=on_extracted)
+
+
+def as_switch(value: Any) -> bool:
+    """The written-answer switch from a request: true or false (a script may send 0/1 or "true"/"false")."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", ""):
+        return value.strip().lower() in ("true", "1")
+    raise RagError(f"generate must be true or false, got {shown(value)}")
 
 
 def filter_choices(index: Index) -> tuple[list, list, list]:
@@ -271,19 +311,21 @@ class WebChat:
     """The handlers behind the page and the API; each reads the current index once, through its public methods,
     so a request keeps the index it started with while an upload swaps in the next one."""
 
-    def __init__(self, index: Index | CurrentIndex, library: Library | None = None):
+    def __init__(self, index: Index | CurrentIndex, library: Library | None = None, llm: "LLMConfig | None" = None):
         self.current = CurrentIndex.of(index)
         self.library = library or Library(self.current, None)
+        self.llm = llm  # the served language model (None: answers are extracted only, and the page has no switch)
 
     # ---- API ----------------------------------------------------------------------------------
     def ask(self, question: str, mode: str = "hybrid", k: int = DEFAULT_K, doc_id: str = "", issuer: str = "",
-            year: str = "") -> dict:
-        """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML)."""
+            year: str = "", generate: bool = False) -> dict:
+        """Answer a question; JSON with the answer, found flag, time and citations (with <mark> HTML); `generate`:
+        the language model writes it, checked (generated, verified, unsupported, statements, extractive)."""
         with user_errors():
-            resolved = resolve_mode(mode)
+            resolved, switch = resolve_mode(mode), as_switch(generate)
+            question, k, filters = check_question(question), parse_k(k), build_filters(doc_id, issuer, year)
             with ANSWER_SLOTS:
-                answer = self.current.get().answer(check_question(question), k=parse_k(k), mode=resolved,
-                                                   filters=build_filters(doc_id, issuer, year))
+                answer = run_answer(self.current.get(), question, k, resolved, filters, generate=switch, llm=self.llm)
             return answer_json(answer, resolved)
 
     def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
@@ -307,21 +349,84 @@ class WebChat:
         return history, "", question
 
     def respond(self, question: str, history: list, mode: str, k: int, doc_id: str, issuer: str,
-                year: str, turns: list) -> tuple[list, str, str, list, list]:
+                year: str, turns: list, generate: bool = False) -> tuple[list, str, str, list, list]:
         """Answer the pending question: chat reply, sources panel, first cited document, citation state, and
-        the answered turns (the conversation, and what a 👍/👎 rates)."""
+        the answered turns (the conversation, and what a 👍/👎 rates); the last update of `stream`."""
+        update = None
+        for update in self.stream(question, history, mode, k, doc_id, issuer, year, turns, generate):
+            pass
+        return update
+
+    def stream(self, question: str, history: list, mode: str, k: int, doc_id: str, issuer: str,
+               year: str, turns: list, generate: bool = False) -> Iterator[tuple]:
+        """The page's handler: `respond`'s outputs, once; with the written-answer switch on, first the text as the
+        model writes it (at most every STREAM_INTERVAL, marked as not checked yet), then the checked reply. The
+        answer runs in a worker thread that holds its ANSWER_SLOTS place until the extracted answer is ready (waiting
+        for the model costs no CPU), even when the page goes away meanwhile."""
         with user_errors():
             resolved, index = resolve_mode(mode), self.current.get()
             turns = list(turns or [])
-            with ANSWER_SLOTS:
-                answer = index.answer(question, k=parse_k(k), mode=resolved,
-                                      filters=build_filters(doc_id, issuer, year), history=turns)
-            history = list(history or []) + [
-                {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, resolved)}]
-            cites = [cite_state(hit) for hit in answer.citations]
-            view = render_cite(index, cites, 0) if answer.found and cites else empty_document_html()
-            turns.append(turn_state(answer, len(history) - 1, cites))
-            return history, sources_html(answer), view, cites, turns
+            k, filters = parse_k(k), build_filters(doc_id, issuer, year)
+            if not (as_switch(generate) and self.llm is not None):
+                with ANSWER_SLOTS:
+                    answer = index.answer(question, k=k, mode=resolved, filters=filters, history=turns)
+                yield self.reply(index, answer, resolved, history, turns)
+                return
+            pieces: queue.SimpleQueue = queue.SimpleQueue()
+            outcome: dict[str, Any] = {}
+            done = object()
+
+            def work() -> None:
+                held = [ANSWER_SLOTS.acquire()]
+
+                def free_slot(_extracted: Answer | None = None) -> None:
+                    if held:  # once: the retrieval and extraction are done, waiting for the model costs no CPU
+                        held.pop()
+                        ANSWER_SLOTS.release()
+
+                try:
+                    outcome["answer"] = run_answer(index, question, k, resolved, filters, history=list(turns),
+                                                   generate=True, llm=self.llm, on_text=pieces.put,
+                                                   on_extracted=free_slot)
+                except Exception as exc:  # raised again in the handler, which turns it into a message
+                    outcome["error"] = exc
+                finally:
+                    free_slot()
+                    pieces.put(done)
+
+            threading.Thread(target=work, name="written-answer", daemon=True).start()
+            written, shown_text, last = "", "", 0.0
+            finished = False
+            while not finished:
+                try:
+                    piece = pieces.get(timeout=STREAM_INTERVAL)
+                except queue.Empty:
+                    piece = None
+                while piece is not None:  # everything that arrived meanwhile
+                    if piece is done:
+                        finished = True
+                        break
+                    written += piece
+                    try:
+                        piece = pieces.get_nowait()
+                    except queue.Empty:
+                        piece = None
+                if not finished and written != shown_text and time.monotonic() - last >= STREAM_INTERVAL:
+                    shown_text, last = written, time.monotonic()
+                    partial = list(history or []) + [{"role": "assistant", "content": writing_markdown(written)}]
+                    yield partial, writing_sources_html(), gr.skip(), gr.skip(), gr.skip()
+            if "error" in outcome:
+                raise outcome["error"]
+            yield self.reply(index, outcome["answer"], resolved, history, turns)
+
+    def reply(self, index: Index, answer: Answer, mode: str, history: list, turns: list) -> tuple:
+        """The outputs of an answered question: the chat with the reply, sources, first document, cites, turns."""
+        history = list(history or []) + [
+            {"role": "assistant", "content": answer_markdown(answer) + answer_footer(answer, mode)}]
+        cites = [cite_state(hit) for hit in answer.citations]
+        view = render_cite(index, cites, 0) if answer.found and cites else empty_document_html()
+        turns = list(turns) + [turn_state(answer, len(history) - 1, cites)]
+        return history, sources_html(answer), view, cites, turns
 
     def rate(self, turns: list, evt: gr.LikeData) -> list:
         """Record a 👍/👎 on a reply in the feedback store; the other thumb replaces it, the same one withdraws it."""
@@ -495,14 +600,15 @@ def comment_panel() -> SimpleNamespace:
 
 
 def create_app(index: Index | CurrentIndex, api_key: str | None = None,
-               corpus_dir: str | os.PathLike | None = None) -> gr.Blocks:
+               corpus_dir: str | os.PathLike | None = None, llm: "LLMConfig | None" = None) -> gr.Blocks:
     """The page and the API endpoints over the served index; `api_key` guards the REST API that launch mounts;
-    `corpus_dir` (the folder the index is built from) takes the documents added from the browser or the API."""
+    `corpus_dir` (the folder the index is built from) takes the documents added from the browser or the API;
+    `llm` (rag.generation.LLMConfig) is the language model behind the "Written answer" switch, shown only with one."""
     from ui.rest import create_api  # it imports this module
 
     current = CurrentIndex.of(index)
     library = Library(current, corpus_dir)
-    chat = WebChat(current, library)
+    chat = WebChat(current, library, llm)
     index = current.get()
     doc_choices, issuer_choices, year_choices = filter_choices(index)
     with gr.Blocks(title="政务答复问答 · Gov Reply Q&A", fill_width=True) as demo:
@@ -511,15 +617,22 @@ def create_app(index: Index | CurrentIndex, api_key: str | None = None,
         turns = gr.State([])
         pending = gr.State("")
         with gr.Row(equal_height=True, elem_id="toolbar"):
-            mode = gr.Radio(MODES, value="hybrid", label="Retrieval 检索方式", scale=4, min_width=360, elem_id="mode")
-            k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Sources 出处数 (k)", scale=2, min_width=180,
-                          elem_id="k")
+            # the switch takes its room from the widest fields; without a model the toolbar is as it always was
+            narrow = (360, 180, 190, 150, 130) if llm is not None else (360, 180, 220, 170, 130)
+            mode = gr.Radio(MODES, value="hybrid", label="Retrieval 检索方式", scale=4, min_width=narrow[0],
+                            elem_id="mode")
+            k = gr.Slider(1, MAX_K, value=DEFAULT_K, step=1, label="Sources 出处数 (k)", scale=2,
+                          min_width=narrow[1], elem_id="k")
             doc_filter = gr.Dropdown(doc_choices, value="", label="Document 文档", filterable=True, scale=4,
-                                     min_width=220, elem_id="doc-filter")
-            issuer_filter = gr.Dropdown(issuer_choices, value="", label="Issuer 发布单位", scale=3, min_width=170,
-                                        elem_id="issuer-filter")
-            year_filter = gr.Dropdown(year_choices, value="", label="Year 年份", scale=1, min_width=130,
+                                     min_width=narrow[2], elem_id="doc-filter")
+            issuer_filter = gr.Dropdown(issuer_choices, value="", label="Issuer 发布单位", scale=3,
+                                        min_width=narrow[3], elem_id="issuer-filter")
+            year_filter = gr.Dropdown(year_choices, value="", label="Year 年份", scale=1, min_width=narrow[4],
                                       elem_id="year-filter")
+            generate = None
+            if llm is not None:  # no model, no switch: the page is the extractive one
+                generate = gr.Checkbox(False, label="Written answer 模型撰写", scale=2, min_width=180,
+                                       elem_id="generate")
         with gr.Row(equal_height=False, elem_id="panels"):
             with gr.Column(scale=12, min_width=420):
                 panel = documents_panel(index, library)
@@ -541,16 +654,17 @@ def create_app(index: Index | CurrentIndex, api_key: str | None = None,
                 viewer = gr.HTML(empty_document_html(), js_on_load=DOCUMENT_JS, elem_id="document")
 
         answer_inputs = [pending, chatbot, mode, k, doc_filter, issuer_filter, year_filter, turns]
+        answer_inputs += [generate] if generate is not None else []
         answer_outputs = [chatbot, sources, viewer, cites, turns]
         for trigger in (question.submit, ask_button.click):
             trigger(chat.accept, [question, chatbot], [chatbot, question, pending], concurrency_limit=None,
                     api_visibility="private", show_progress="hidden").success(
-                chat.respond, answer_inputs, answer_outputs, concurrency_id="answer",
+                chat.stream, answer_inputs, answer_outputs, concurrency_id="answer",
                 concurrency_limit=CONCURRENCY, api_visibility="private")
         examples.load_input_event.then(
             chat.accept, [question, chatbot], [chatbot, question, pending], concurrency_limit=None,
             api_visibility="private", show_progress="hidden").success(
-            chat.respond, answer_inputs, answer_outputs, concurrency_id="answer",
+            chat.stream, answer_inputs, answer_outputs, concurrency_id="answer",
             concurrency_limit=CONCURRENCY, api_visibility="private")
         sources.click(chat.open_source, [cites], [viewer], api_visibility="private", concurrency_limit=None)
         chatbot.like(chat.rate, [turns], [turns], api_visibility="private", concurrency_limit=None)
@@ -573,7 +687,7 @@ def create_app(index: Index | CurrentIndex, api_key: str | None = None,
         gr.api(chat.document, api_name="document", concurrency_limit=None)
         gr.api(chat.documents, api_name="documents", concurrency_limit=None)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
-    demo.rest_api = create_api(current, api_key, library)
+    demo.rest_api = create_api(current, api_key, library, llm)
     demo.library = library
     return demo
 
@@ -606,10 +720,12 @@ def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, prevent_t
 
 
 def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127.0.0.1", port: int = 7860,
-          model: str | None = None, api_key: str | None = None, uploads: bool = True) -> None:
+          model: str | None = None, api_key: str | None = None, uploads: bool = True,
+          llm: "LLMConfig | None" = None) -> None:
     """Build the index when missing (with progress), load it, warm the model up, and serve the web chat and the
     REST API (guarded by `api_key`, else $RAG_API_KEY, when either is set); documents added from the browser go
-    into `corpus_dir` unless `uploads` is off (the page itself has no key)."""
+    into `corpus_dir` unless `uploads` is off (the page itself has no key); `llm` is the language model of the
+    "Written answer" switch and the APIs' `generate` (None: no switch, extracted answers only)."""
     api_key = api_key or os.environ.get("RAG_API_KEY") or None
     if not index_exists(index_dir):
         print(f"no index in {index_dir}: building it from {corpus_dir} (first run only)", flush=True)
@@ -620,4 +736,10 @@ def serve(corpus_dir: str = "corpus", index_dir: str = "index", host: str = "127
     index.search("warm up 预热", k=1)  # loads the embedding model before the first visitor waits for it
     print(f"REST API at /api/v1 ({'Authorization: Bearer <key> required' if api_key else 'no key'}); "
           "docs at /api/v1/docs", flush=True)
-    launch(create_app(index, api_key=api_key, corpus_dir=corpus_dir if uploads else None), host=host, port=port)
+    if llm is not None:
+        where = urlsplit(llm.base_url)
+        print(f"written answers by {llm.model or 'the first model listed'} at {where.scheme}://{where.hostname}"
+              f"{f':{where.port}' if where.port else ''}{where.path} (the passages of each written answer are sent "
+              "there)", flush=True)
+    launch(create_app(index, api_key=api_key, corpus_dir=corpus_dir if uploads else None, llm=llm),
+           host=host, port=port)

@@ -9,6 +9,8 @@ import re
 from html import escape
 from typing import Any, Iterable
 
+from rag.generation.written import strip_thinking
+from rag.search.retrieval import document_date  # noqa: F401 - ui.app imports it from here
 from rag.types import Answer, Document, Hit, merge_spans
 
 Span = tuple[int, int]
@@ -63,14 +65,6 @@ def highlight_html(text: str, spans: Iterable[Iterable[int]] = ()) -> str:
 
 
 # ---- metadata ---------------------------------------------------------------------------------
-def document_date(meta: dict[str, Any]) -> str:
-    """The date a user knows a document by: published, else signed, else the row's date."""
-    for key in ("publish_date", "sign_date", "date"):
-        if meta.get(key):
-            return str(meta[key])
-    return ""
-
-
 def meta_rows(meta: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, value) pairs worth showing: known fields first, then other short scalar fields."""
     rows = [(label, str(meta[key])) for key, label in META_LABELS.items() if meta.get(key) not in (None, "")]
@@ -119,6 +113,13 @@ def sources_html(answer: Answer | None) -> str:
         parts.append('<div class="src-none">No paragraph matches this question and these filters.</div>')
     parts.extend(source_card_html(n, hit) for n, hit in enumerate(answer.citations, 1))
     return '<div class="src-list">' + "".join(parts) + "</div>"
+
+
+def writing_sources_html() -> str:
+    """The sources panel while a written answer streams in: its passages are listed once it is checked."""
+    return ('<div class="src-list src-empty"><div class="panel-title">Sources 出处</div>'
+            'The passages the answer is written from appear here once it is checked.<br>'
+            '答案核对后，此处列出其所依据的段落。</div>')
 
 
 # ---- document viewer --------------------------------------------------------------------------
@@ -172,40 +173,114 @@ def _quotes(hit: Hit, line: str) -> bool:
     return any(hit.text[a:b].strip() and hit.text[a:b].strip() in line for a, b in hit.highlights)
 
 
-def with_markers(answer: Answer) -> str:
-    """The answer text with [n] after each line, naming the citations whose highlighted words that line quotes."""
+def _numbering(answer: Answer, shown: list[Hit] | None) -> dict[int, int]:
+    """Citation n of the answer -> the number the reader sees it under: its own, or its place among `shown` (the
+    sources panel of a written answer, beside which the extracted one is quoted); absent there, no marker."""
+    if shown is None:
+        return {n: n for n in range(1, len(answer.citations) + 1)}
+    places = {(h.doc_id, h.start, h.end): n for n, h in reversed(list(enumerate(shown, 1)))}
+    return {n: places[key] for n, h in enumerate(answer.citations, 1) if (key := (h.doc_id, h.start, h.end)) in places}
+
+
+def with_markers(answer: Answer, shown: list[Hit] | None = None) -> str:
+    """The answer text with [n] after each line, naming the citations whose highlighted words that line quotes;
+    `shown`: number them as in that list of citations instead of the answer's own."""
+    numbering = _numbering(answer, shown)
     supporting = supporting_citations(answer)
     out, used = [], set()
     for line in (answer.text or "").split("\n"):
         numbers = [n for n in supporting if _quotes(answer.citations[n - 1], line)] if line.strip() else []
         used.update(numbers)
-        out.append(line + "".join(f" [{n}]" for n in numbers))
-    missing = [n for n in supporting if n not in used]
+        out.append(line + "".join(f" [{numbering[n]}]" for n in numbers if n in numbering))
+    missing = [n for n in supporting if n not in used and n in numbering]
     if missing:  # spans the line test could not place (e.g. joined across lines): cite them at the end
-        out[-1] = out[-1] + "".join(f" [{n}]" for n in missing)
+        out[-1] = out[-1] + "".join(f" [{numbering[n]}]" for n in missing)
     return "\n".join(out)
 
 
 SENTENCE_NOTE = "The passage that answers it (no exact value extracted) · 原文中回答该问题的句子"
+WRITING_NOTE = "撰写中，尚未核对 Writing… not checked yet"
+CHECKED_LINE = "✓ 已核对 Checked: every figure stands in the cited passages"
+NOT_VERIFIED_LINE = "⚠ 未通过核对 Not verified"
+EXTRACTED_LABEL = "摘录答案 Extracted answer"
+NOT_USED_LABEL = "模型未使用 Language model not used"
+# Around what a written answer says that its cited passages do not back. Our own tag: every character of the text
+# inside and around it went through markdown_escape, which turns each < of the text into &lt;, so this is the only
+# markup in the reply; the ⚠ inside stays visible even where a renderer drops the tag. (Markdown emphasis would
+# not do: ** next to Chinese text and punctuation often fails CommonMark's flanking rules and shows as **.)
+UNSUPPORTED_OPEN = '<mark class="unsupported" title="not in the cited passages 所引原文中没有">⚠ '
+UNSUPPORTED_CLOSE = "</mark>"
 
 
 def answer_markdown(answer: Answer) -> str:
     """The chat reply: the question as it was understood (when completed from the conversation), then the answer
-    with [n] markers, or an honest not-found; escaped for Markdown."""
+    with [n] markers, or an honest not-found; a written answer with its check; escaped for Markdown."""
     completed = answer.completed_question
+    if answer.generated:
+        body = written_markdown(answer)
+    else:
+        body = _answer_body(answer) + (f"\n\n*{NOT_USED_LABEL}: {markdown_escape(answer.note)}*" if answer.note else "")
     if completed and completed != answer.question:  # the user sees what was searched and can correct it
-        return f"*已理解为 Understood as：{markdown_escape(completed)}*\n\n" + _answer_body(answer)
-    return _answer_body(answer)
+        return f"*已理解为 Understood as：{markdown_escape(completed)}*\n\n" + body
+    return body
 
 
-def _answer_body(answer: Answer) -> str:
+def _answer_body(answer: Answer, shown: list[Hit] | None = None) -> str:
     if answer.found and answer.text:
-        body = markdown_escape(with_markers(answer))
+        body = markdown_escape(with_markers(answer, shown))
         if not answer.exact:  # no exact value was found: say that this is the source sentence, not an extracted fact
             return f"*{SENTENCE_NOTE}*\n\n{body}"
         return body
     closest = " The closest paragraphs are listed under Sources." if answer.citations else ""
     return f"**Not found in the documents.** 文档中未找到答案。{closest}"
+
+
+def marked_markdown(text: str, spans: Iterable[Iterable[int]]) -> str:
+    """Text escaped for Markdown with each span marked unsupported (⚠, and a tag the chat's CSS colours); a span
+    is marked line by line, so no tag ever spans a line break."""
+    out: list[str] = []
+    position = 0
+    for start, end in clamp_spans(spans, len(text)):
+        out.append(markdown_escape(text[position:start]))
+        out.append("\n".join(f"{UNSUPPORTED_OPEN}{markdown_escape(part)}{UNSUPPORTED_CLOSE}" if part.strip()
+                              else markdown_escape(part) for part in text[start:end].split("\n")))
+        position = end
+    out.append(markdown_escape(text[position:]))
+    return "".join(out)
+
+
+def check_markdown(answer: Answer) -> str:
+    """The line under a written answer: checked, or not verified with each failing sentence and why."""
+    if answer.verified:
+        return CHECKED_LINE
+    lines = [f"**{NOT_VERIFIED_LINE}**"]
+    for statement in answer.statements:
+        if not statement.supported:
+            sentence = statement.text.strip()
+            sentence = sentence if len(sentence) <= 80 else sentence[:79] + "…"
+            problems = "; ".join(statement.problems) or "not backed by the passages it cites"
+            lines.append(f"- 「{markdown_escape(sentence)}」: {markdown_escape(problems)}")
+    return "\n".join(lines)
+
+
+def written_markdown(answer: Answer) -> str:
+    """A written answer: its text with the [n] markers the model wrote and the unsupported parts marked, the check,
+    and when it fails the extracted answer beside it (numbered as the sources panel, which lists the passages the
+    model was given)."""
+    from rag.present import unsupported_spans
+
+    parts = [marked_markdown(answer.text or "", unsupported_spans(answer)), check_markdown(answer)]
+    if not answer.verified and answer.extractive is not None:
+        extracted = _answer_body(answer.extractive, shown=answer.citations)
+        quoted = "\n".join("> " + line if line.strip() else ">" for line in extracted.split("\n"))
+        parts.append(f"**{EXTRACTED_LABEL}:**\n\n{quoted}")
+    return "\n\n".join(parts)
+
+
+def writing_markdown(text: str) -> str:
+    """A written answer while it streams in: marked as not checked yet (the check needs the whole text)."""
+    shown = strip_thinking(text)
+    return f"*{WRITING_NOTE}*\n\n" + (markdown_escape(shown) if shown else "…")
 
 
 # ---- JSON for the API -------------------------------------------------------------------------
@@ -228,12 +303,18 @@ def citation_json(number: int, hit: Hit) -> dict[str, Any]:
 
 
 def answer_json(answer: Answer, mode: str) -> dict[str, Any]:
-    """The /ask response: rag's answer JSON plus the marked answer, mode, and each citation's issuer, date and HTML."""
+    """The /ask response: rag's answer JSON plus the marked answer, mode, and each citation's issuer, date and HTML;
+    a written answer keeps its own [n] markers, and its extracted answer (`extractive`) gets the same fields."""
     from rag.present import answer_to_json
 
     data = answer_to_json(answer)
     data["mode"] = mode
-    data["answer_with_citations"] = with_markers(answer) if answer.found else None
+    if answer.generated:
+        data["answer_with_citations"] = answer.text
+        if answer.extractive is not None:
+            data["extractive"] = answer_json(answer.extractive, mode)
+    else:
+        data["answer_with_citations"] = with_markers(answer) if answer.found else None
     for number, (item, hit) in enumerate(zip(data["citations"], answer.citations), 1):
         item.update({key: value for key, value in citation_json(number, hit).items() if key not in item})
     return data

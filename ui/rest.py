@@ -6,6 +6,8 @@ uploads/, a server without a corpus folder), 404 (unknown document or route), 40
 (body over the cap, from ui.limits) or 500. Searches, answers and builds run in worker threads (searches and
 answers at most ui.app.CONCURRENCY at once), so the event loop keeps serving the page meanwhile. Every request
 reads the served index once (ui.uploads.CurrentIndex), so an upload's build never changes it mid-request.
+`POST /answer` with `"generate": true` has the served language model (if any) write the answer, checked against the
+passages (not streamed: the reply comes when the check is done).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import hmac
 import json
 import time
 from html import escape
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -28,9 +30,12 @@ from rag.feedback import FeedbackStore, Rating
 from rag.qa.conversation import MAX_TURN_CHARS, MAX_TURNS
 from rag.search.index import MAX_QUESTION_INPUT, Index, check_question
 from rag.types import RagError, shown
-from ui.app import ANSWER_SLOTS, CONCURRENCY, DEFAULT_K, MAX_K, MODE_ALIASES, document_list, resolve_mode
+from ui.app import ANSWER_SLOTS, CONCURRENCY, DEFAULT_K, MAX_K, MODE_ALIASES, document_list, resolve_mode, run_answer
 from ui.render import answer_json, citation_json
 from ui.uploads import MAX_FILE_BYTES, MAX_FILES, MAX_UPLOAD_BYTES, CurrentIndex, Library, UploadRefused
+
+if TYPE_CHECKING:
+    from rag.generation import LLMConfig
 
 PREFIX = "/api/v1"
 QUESTION = "2023年石家庄新增了多少家高新技术企业？"
@@ -63,6 +68,11 @@ class AnswerRequest(SearchRequest):
     history: list[Turn] = Field(default_factory=list, max_length=MAX_TURNS,
                                 description=f"earlier turns, oldest first (the latest {MAX_TURNS} at most); "
                                             "a follow-up question is completed from them")
+    generate: bool = Field(False, strict=True,
+                           description="true: the server's language model writes the answer from the k passages "
+                                       "and every sentence is checked against them (generated, verified, "
+                                       "unsupported, statements, extractive); on any fault, or when the server has "
+                                       "no model, the extracted answer comes with the reason in `note`")
 
 
 class Citation(BaseModel):
@@ -86,6 +96,24 @@ class SearchResponse(BaseModel):
     hits: list[Citation]
 
 
+class Support(BaseModel):
+    n: int = Field(description="the citation")
+    start: int = Field(description="offsets into that citation's text")
+    end: int
+    text: str
+
+
+class StatementCheck(BaseModel):
+    text: str = Field(description="one sentence of the written answer")
+    start: int = Field(description="offsets into the written answer")
+    end: int
+    citations: list[int] = Field(description="the [n] markers it carries")
+    supported: bool = Field(description="every figure, date, number and quote in it stands in the passages it cites")
+    problems: list[str] = Field(description="why not, e.g. '1234家 is not in [1]' or 'no citation'")
+    claims: list[str] = Field(description="what it was checked for")
+    support: list[Support] = Field(description="where the cited passages back it")
+
+
 class AnswerResponse(BaseModel):
     question: str
     completed_question: str = Field(description="the question actually searched (a follow-up completed)")
@@ -96,7 +124,22 @@ class AnswerResponse(BaseModel):
     kind: str
     mode: str
     elapsed_ms: float
-    citations: list[Citation]
+    citations: list[Citation] = Field(description="for a written answer: the passages it was written from, "
+                                                   "numbered as its [n] markers; highlights back its statements")
+    generated: bool = Field(False, description="true: written by the language model (asked with generate)")
+    note: str = Field("", description="why the written answer is not shown (no model, down, timeout, refusal, …); "
+                                      "then the answer is the extracted one")
+    verified: bool | None = Field(None, description="written answers: every statement backed by its passages")
+    unsupported: list[str] | None = Field(None, description="written answers: the figures or sentences no cited "
+                                                            "passage backs")
+    unsupported_spans: list[tuple[int, int]] | None = Field(None, description="written answers: where they stand "
+                                                                              "in `answer`")
+    statements: list[StatementCheck] | None = Field(None, description="written answers: each sentence's check")
+    extractive: "AnswerResponse | None" = Field(None, description="written answers: the extracted answer, to show "
+                                                                  "beside one that is not verified")
+
+
+AnswerResponse.model_rebuild()
 
 
 class DocumentSummary(BaseModel):
@@ -208,8 +251,10 @@ def docs_html(schema: dict) -> str:
     return "".join(parts)
 
 
-def create_api(index: Index | CurrentIndex, api_key: str | None = None, library: Library | None = None) -> FastAPI:
-    """The /api/v1 application over the served index (mounted by ui.app.launch); `library` takes uploads."""
+def create_api(index: Index | CurrentIndex, api_key: str | None = None, library: Library | None = None,
+               llm: "LLMConfig | None" = None) -> FastAPI:
+    """The /api/v1 application over the served index (mounted by ui.app.launch); `library` takes uploads; `llm`
+    writes the answers asked with `generate`."""
     api = FastAPI(title="Government Reply Q&A · REST API", version="1", openapi_url="/openapi.json",
                   docs_url=None, redoc_url=None, dependencies=[Depends(BEARER)] if api_key else [],
                   description="Extractive answers with cited source spans over the indexed government replies. "
@@ -255,10 +300,11 @@ def create_api(index: Index | CurrentIndex, api_key: str | None = None, library:
     @api.post("/answer", response_model=AnswerResponse)
     async def answer(body: AnswerRequest) -> dict:
         """An extractive answer with highlighted citations, or an honest not-found; `history` carries the
-        conversation so a follow-up (那2022年呢？) is completed from it."""
+        conversation so a follow-up (那2022年呢？) is completed from it; `generate` has the server's language
+        model write it, each sentence checked against the passages it cites."""
         question, mode = check_question(body.question), resolve_mode(body.mode)
-        result = await heavy(current.get().answer, question, k=body.k, mode=mode, filters=body.filters,
-                             history=[turn.model_dump() for turn in body.history])
+        result = await heavy(run_answer, current.get(), question, body.k, mode, body.filters,
+                             history=[turn.model_dump() for turn in body.history], generate=body.generate, llm=llm)
         return answer_json(result, mode)
 
     @api.get("/documents", response_model=list[DocumentSummary])

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from rag.search.retrieval import (
 from rag.search.model import sha256_file
 from rag.text import has_cjk, normalize, replace_surrogates
 from rag.types import Answer, Chunk, Document, Hit, IndexLoadError, QuestionTooLong, RagError, shown
+
+if TYPE_CHECKING:
+    from rag.generation import LLMConfig
 
 log = logging.getLogger(__name__)
 
@@ -258,12 +261,21 @@ class Index:
                    start=chunk.start, end=chunk.end, score=round(score, 6), meta=meta)
 
     def answer(self, question: str, k: int = 5, mode: str = "hybrid",
-               filters: dict[str, Any] | None = None, history: list[dict] | None = None) -> Answer:
+               filters: dict[str, Any] | None = None, history: list[dict] | None = None,
+               generate: bool = False, llm: "LLMConfig | None" = None,
+               on_text: "Callable[[str], None] | None" = None,
+               on_extracted: "Callable[[Answer], None] | None" = None) -> Answer:
         """An extractive answer with highlighted citations, or an honest not-found.
 
         `history` holds the earlier turns of a conversation ({"question", "answer", "doc_id"?}, oldest first): a
         follow-up (「那一共有多少呢？」, "and in 2020?") is completed from them (`completed_question` says how), and the
-        document the conversation is about is searched first, unless the question names another place or title."""
+        document the conversation is about is searched first, unless the question names another place or title.
+
+        With `generate`, the language model of `llm` (default: RAG_LLM_* variables) writes the answer from the top k
+        passages and each sentence is checked against them (`verified`, `unsupported`, `statements`); `on_text`
+        receives the text as it is written, and `on_extracted` the extracted answer before the model is asked (the
+        CPU work is done then: a server frees its slot while the model writes). Any fault returns the extracted
+        answer with the reason in `note`."""
         from rag.qa.conversation import complete_question
 
         started = time.perf_counter()
@@ -272,23 +284,32 @@ class Index:
         carried = completion.doc_id or completion.previous_doc
         result = None
         if carried in self._documents and "doc_id" not in filters and not self._leaves_document(completion, carried):
-            result = self._answer_once(completion.completed, k, mode, {**filters, "doc_id": carried})
+            result, hits = self._answer_once(completion.completed, k, mode, {**filters, "doc_id": carried})
             if not result.found and not completion.doc_id:  # not in the conversation's document: search them all
                 result = None
         if result is None:
-            result = self._answer_once(completion.completed, k, mode, filters)
+            result, hits = self._answer_once(completion.completed, k, mode, filters)
         result.question = question
         result.completed_question = completion.completed
+        if generate:
+            from rag.generation import LLMConfig, written_answer
+
+            config = llm if llm is not None else LLMConfig.from_env()
+            if on_extracted is not None:
+                on_extracted(result)
+            result = written_answer(question, hits[:k], result, config, history=history,
+                                    completed=completion.completed, on_text=on_text)
         result.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return result
 
-    def _answer_once(self, question: str, k: int, mode: str, filters: dict[str, Any]) -> Answer:
+    def _answer_once(self, question: str, k: int, mode: str, filters: dict[str, Any]) -> tuple[Answer, list[Hit]]:
+        """The extracted answer and the passages retrieved for it (in rank order)."""
         from rag.qa import answer_question
 
         info, hits = self.answer_inputs(question, k=k, mode=mode, filters=filters)
         result = answer_question(info, hits, embedder=self.embedder)
         result.citations = result.citations[:k]
-        return result
+        return result, hits
 
     def _leaves_document(self, completion, doc_id: str) -> bool:
         """Whether a follow-up names a place, a 《title》 or a document number its conversation's document lacks."""
