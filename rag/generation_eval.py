@@ -16,7 +16,9 @@ from rag.evaluation import EvalItem, answer_correct
 from rag.types import RagError
 
 ANSWER_K = 5
-VERDICTS = ("wrong", "right")  # a hand check says whether a flagged answer was wrong (the flag was right)
+# a hand check of a flag: "wrong" when the flagged part is indeed not backed by the passage it cites (the flag was
+# right), "right" when it is (a false alarm); eval/written-dev-handcheck.jsonl also says whether the content was right
+VERDICTS = ("wrong", "right")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import cn2an
 
-from rag.patterns import MAGNITUDES, UNIT_ALT, UNITS, load_data, unit_class, units_compatible
+from rag.patterns import DURATION_TAIL, MAGNITUDES, UNIT_ALT, UNITS, load_data, unit_class, units_compatible
 
 _UNITS = load_data("units.json")
 MAGNITUDE_VALUE: dict[str, float] = {m: float(v) for m, v in _UNITS["magnitude_values"].items()}
@@ -29,7 +29,8 @@ _ARABIC_RE = re.compile(
     rf"(?<![A-Za-z\d.])(?P<number>\d+(?:,\d{{3}})*(?:\.\d+)?)"
     rf"(?:\s*(?P<magnitude>{_MAGNITUDE_ALT}))?"
     rf"(?:\s*(?P<en_magnitude>{_EN_MAGNITUDE_ALT})\b)?"
-    rf"\s*{_APPROX}\s*(?:(?P<unit>{UNIT_ALT})|(?P<en_unit>(?i:{_EN_UNIT_ALT}))\b)?")
+    rf"\s*{_APPROX}\s*(?:(?P<unit>{UNIT_ALT})|(?P<en_unit>(?i:{_EN_UNIT_ALT}))\b"
+    rf"|(?<![\d.]\d{{3}})(?<![\d.]\d{{4}})(?P<duration>{DURATION_TAIL}))?")
 _CN_DIGITS = "零〇一二两三四五六七八九"
 _CN_NUMERAL = f"[{_CN_DIGITS}十百千万亿]"
 # a Chinese numeral with a unit: 三家, 十二个, 一百二十人, 两千万元 (a bare 一 is "some", 一批新产品, not a count)
@@ -78,8 +79,10 @@ def read_values(text: str) -> list[Value]:
         number = float(m.group("number").replace(",", ""))
         factor = MAGNITUDE_VALUE.get(m.group("magnitude") or "", 1.0) * EN_MAGNITUDE.get(
             (m.group("en_magnitude") or "").lower(), 1.0)
-        unit_factor, unit = base_unit(m.group("unit") or EN_UNITS.get((m.group("en_unit") or "").lower(), ""))
+        unit_factor, unit = base_unit(m.group("unit") or EN_UNITS.get((m.group("en_unit") or "").lower(), "")
+                                      or m.group("duration") or "")
         end = m.end("unit") if m.group("unit") else m.end("en_unit") if m.group("en_unit") else (
+            m.end("duration") if m.group("duration") else
             m.end("en_magnitude") if m.group("en_magnitude") else m.end("magnitude") if m.group("magnitude")
             else m.end("number"))
         found.append(Value(number * factor * unit_factor, unit, m.start(), end, text[m.start():end]))

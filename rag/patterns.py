@@ -42,7 +42,8 @@ NUMBER_TAIL_ALT = "|".join(map(re.escape, sorted({*UNITS, *MAGNITUDES, "年度",
 NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _MAGNITUDE_ALT = "|".join(map(re.escape, sorted(MAGNITUDES, key=len, reverse=True)))
 _APPROX = r"(?:余|多|左右)?"
-_SMALL_DATE_UNIT = r"(?<![\d.])\d{1,2}\s*(?:年(?![\d度底初])|日(?=内|以内|之内)|月(?![\d份]))"
+DURATION_TAIL = r"(?:年(?![\d度底初])|日(?=内|以内|之内)|月(?![\d份]))"  # 3年, 15日内, 6月: a span of time, not a date
+_SMALL_DATE_UNIT = rf"(?<![\d.])\d{{1,2}}\s*{DURATION_TAIL}"
 # a figure with its unit: 14万余人次, 3250万元, 2.52%, 0.52个百分点; "68个276人" (68 teams of 276 people) is one figure
 FIGURE = (rf"(?:{NUMBER}\s*(?:(?:{_MAGNITUDE_ALT})(?=\s*{_APPROX}\s*(?:{UNIT_ALT})))?\s*{_APPROX}\s*(?:{UNIT_ALT})"
           rf"|{_SMALL_DATE_UNIT})")

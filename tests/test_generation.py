@@ -256,3 +256,13 @@ def test_rag_eval_generate_without_an_endpoint_says_how(monkeypatch, capsys):
     monkeypatch.delenv("RAG_LLM_BASE_URL", raising=False)
     assert main(["eval", "--generate"]) != 0
     assert "RAG_LLM_BASE_URL" in capsys.readouterr().err
+
+
+def test_both_prompt_languages_say_the_same_things():
+    from rag.generation.prompt import PROMPTS
+
+    assert set(PROMPTS["zh"]) == set(PROMPTS["en"])
+    for language in ("zh", "en"):
+        words = PROMPTS[language]
+        assert "{not_found}" in words["system"]
+        assert all(f"{{{key}}}" in words["user"] for key in ("passages", "conversation", "question"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from rag.numbers import Value, read_values, same_figure, same_value
 from rag.patterns import DOC_NUMBER_RE, PHONE_RE
-from rag.text import normalize
+from rag.text import CJK_RE, normalize
 from rag.types import Statement
 
 # [1], [1][2], [1, 2], [1-3], 【1】, ［1］ (full-width forms are folded by normalize before matching)
@@ -88,6 +88,8 @@ def find_claims(text: str) -> list[Claim]:
     taken: list[tuple[int, int]] = []
 
     def add(kind: str, start: int, end: int, value: Value | None = None) -> None:
+        while end > start and text[end - 1].isspace():
+            end -= 1
         if end > start and not _overlaps((start, end), taken):
             claims.append(Claim(kind, text[start:end], start, end, value))
             taken.append((start, end))
@@ -295,8 +297,26 @@ def check_statement(text: str, start: int, end: int, sources: dict[int, _Source]
             best = _closest_sentence(body, sources[n].passage.text)
             if best:
                 statement.support.append((n, *best))
+        if _is_chinese(body) and not any(_shares_phrase(body, sources[n]) for n in given):
+            statement.problems.append(f"shares no phrase of {QUOTED_RUN} characters with "
+                                      f"{''.join(f'[{n}]' for n in given)}")
     statement.supported = not statement.problems
     return statement
+
+
+QUOTED_RUN = 4  # a Chinese sentence with no figure must repeat a word group this long of what it cites
+
+
+def _is_chinese(text: str) -> bool:
+    return len(CJK_RE.findall(text)) >= QUOTED_RUN
+
+
+def _shares_phrase(sentence: str, source: "_Source") -> bool:
+    """Whether the sentence repeats some run of QUOTED_RUN Chinese characters of the passage or its header: a
+    paraphrase keeps its nouns (全国平均水平), a placeholder or an invented statement does not."""
+    runs = re.findall(rf"[\u3400-\u9fff]{{{QUOTED_RUN},}}", normalize(sentence))
+    haystack = source.squashed + source.squashed_header
+    return any(run[i:i + QUOTED_RUN] in haystack for run in runs for i in range(len(run) - QUOTED_RUN + 1))
 
 
 def _bigrams(text: str) -> set[str]:
