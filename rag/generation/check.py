@@ -313,7 +313,7 @@ def _is_chinese(text: str) -> bool:
 
 def _shares_phrase(sentence: str, source: "_Source") -> bool:
     """Whether the sentence repeats some run of QUOTED_RUN Chinese characters of the passage or its header: a
-    paraphrase keeps its nouns (全国平均水平), a placeholder or an invented statement does not."""
+    paraphrase keeps its nouns (口袋公园), a placeholder or an invented statement does not."""
     runs = re.findall(rf"[\u3400-\u9fff]{{{QUOTED_RUN},}}", normalize(sentence))
     haystack = source.squashed + source.squashed_header
     return any(run[i:i + QUOTED_RUN] in haystack for run in runs for i in range(len(run) - QUOTED_RUN + 1))
