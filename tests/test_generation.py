@@ -155,8 +155,9 @@ def test_a_slow_model_falls_back_within_the_timeout(reference_index, server, con
     assert elapsed < TIMEOUT + 1
 
 
-def test_an_endpoint_that_is_down_falls_back_at_once(reference_index):
-    config = LLMConfig(base_url=f"http://127.0.0.1:{closed_port()}/v1", model="m", timeout=TIMEOUT, backoff=0.05)
+@pytest.mark.parametrize("model", ["m", ""])  # "": the model name is asked of the server first
+def test_an_endpoint_that_is_down_falls_back_at_once(reference_index, model):
+    config = LLMConfig(base_url=f"http://127.0.0.1:{closed_port()}/v1", model=model, timeout=TIMEOUT, backoff=0.05)
     answer, elapsed = ask(reference_index, config)
     assert not answer.generated and "could not be reached" in answer.note and answer.found
     assert elapsed < TIMEOUT + 1

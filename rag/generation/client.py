@@ -128,6 +128,9 @@ class ChatClient:
         """The model to ask when none is configured: the first the server lists (llama.cpp and Ollama list theirs)."""
         try:
             response = http.get(f"{self.config.base_url}/models", timeout=self._timeout(deadline))
+        except httpx.TransportError as exc:
+            raise GenerationFailed(f"the language model could not be reached ({type(exc).__name__})") from None
+        try:
             models = response.json().get("data") or []
             return str(models[0]["id"])
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError):
