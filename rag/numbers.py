@@ -48,6 +48,7 @@ class Value:
     start: int
     end: int
     text: str
+    printed: float = 0.0  # the number before 万/亿 scaled it (3250 of 3250万元); the value where nothing did
 
 
 def base_unit(unit: str) -> tuple[float, str]:
@@ -85,12 +86,13 @@ def read_values(text: str) -> list[Value]:
             m.end("duration") if m.group("duration") else
             m.end("en_magnitude") if m.group("en_magnitude") else m.end("magnitude") if m.group("magnitude")
             else m.end("number"))
-        found.append(Value(number * factor * unit_factor, unit, m.start(), end, text[m.start():end]))
+        printed = number * EN_MAGNITUDE.get((m.group("en_magnitude") or "").lower(), 1.0)
+        found.append(Value(number * factor * unit_factor, unit, m.start(), end, text[m.start():end], printed))
     for m in _PERCENT_WORD_RE.finditer(text):
         number = m.group("number")
         value = float(number) if number[0].isdigit() else chinese_number(number)
         if value is not None:
-            found.append(Value(value, "%", m.start(), m.end(), m.group(0)))
+            found.append(Value(value, "%", m.start(), m.end(), m.group(0), value))
     taken = [(v.start, v.end) for v in found]
     for m in _CHINESE_RE.finditer(text):
         number = m.group("number")
@@ -99,7 +101,7 @@ def read_values(text: str) -> list[Value]:
         value = chinese_number(number)
         if value is not None:
             unit_factor, unit = base_unit(m.group("unit"))
-            found.append(Value(value * unit_factor, unit, m.start(), m.end(), m.group(0)))
+            found.append(Value(value * unit_factor, unit, m.start(), m.end(), m.group(0), value * unit_factor))
     return sorted(found, key=lambda v: v.start)
 
 

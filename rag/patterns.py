@@ -5,6 +5,7 @@ The units come from rag/data/units.json (general knowledge of Chinese measure wo
 """
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from functools import lru_cache
@@ -56,6 +57,29 @@ _CLOCK = (r"(?:\s*(?:上午|下午|中午|晚上|凌晨|早上)?\s*(?:\d{1,2}(?:
 DATE_RE = re.compile(r"(?<!\d)(?:\d{4}年\d{1,2}月\d{1,2}[日号]" + _CLOCK + r"|\d{4}-\d{1,2}-\d{1,2}|\d{4}年\d{1,2}月(?:[上中下]旬|底|初)?"
                      r"|\d{4}年(?:度|底|初|年底)?|\d{1,2}月\d{1,2}[日号]" + _CLOCK +
                      r"|\d{1,2}月(?:[上中下]旬|底|初)|\d{1,2}[日号](?=[前起后至到—\-~～])|\d{1,2}[:：]\d{2})")
+# a date read into its fields (2024年3月5日, 3月5日, 2024年3月, 2024-03-05; English: March 5, 2024 / 5 March 2024),
+# for comparing two ways of writing one date (DATE_RE finds more forms: 旬, 底, clock times)
+DATE_FIELDS_RE = re.compile(r"(?<!\d)(?:(?P<y>\d{4})\s*年\s*)?(?P<m>\d{1,2})\s*月\s*(?:(?P<d>\d{1,2})\s*[日号])?"
+                            r"|(?<!\d)(?P<iy>\d{4})-(?P<im>\d{1,2})-(?P<id>\d{1,2})(?!\d)")
+_MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
+_MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
+EN_DATE_FIELDS_RE = re.compile(rf"\b(?:(?P<d1>\d{{1,2}})\s+)?(?P<mon>{_MONTH_ALT})\.?(?:\s+(?P<d2>\d{{1,2}})"
+                               rf"(?:st|nd|rd|th)?)?,?\s+(?P<y>\d{{4}})\b", re.IGNORECASE)
+
+
+def date_fields(match: re.Match) -> tuple[int | None, int | None, int | None]:
+    """(year, month, day) of a DATE_FIELDS_RE or EN_DATE_FIELDS_RE match, None where the text gives none."""
+    groups = match.groupdict()
+    if groups.get("iy"):
+        return int(groups["iy"]), int(groups["im"]), int(groups["id"])
+    if groups.get("mon"):
+        day = groups.get("d1") or groups.get("d2")
+        return int(groups["y"]), _MONTHS[groups["mon"].lower()], int(day) if day else None
+    return (int(groups["y"]) if groups.get("y") else None, int(groups["m"]),
+            int(groups["d"]) if groups.get("d") else None)
+
+
 # a news wire's dateline (新华社呼和浩特2月12日电): the day the report was filed, not a date the text is about
 DATELINE_TAIL_RE = re.compile(r"\s*[电讯](?!话)")
 YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})\s*(?:年度|年)?(?!\d)")

@@ -64,7 +64,7 @@ def unsupported_spans(answer: Answer) -> list[Span]:
     for st in answer.statements:
         if st.supported:
             continue
-        if len(st.failed) < len(st.problems):  # a citation is missing or names no passage given
+        if st.citation_fault:
             spans.append((st.start, st.end))
         for claim in st.failed:
             at = text.find(claim, st.start, st.end)

@@ -93,6 +93,12 @@ class Statement:
     failed: list[str] = field(default_factory=list)  # the claims no cited passage backs
     support: list[tuple[int, int, int]] = field(default_factory=list)  # (n, start, end) in citation n's text
 
+    @property
+    def citation_fault(self) -> bool:
+        """Whether a problem lies with the sentence as a whole (its citation, or nothing shared with it), beyond
+        the figures in `failed`: then the whole sentence is what is unsupported."""
+        return len(self.failed) < len(self.problems)
+
 
 @dataclass
 class Answer:

@@ -6,12 +6,11 @@ correct figure rewritten as 0.325亿元 for 3250万元 passes and a figure copie
 """
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
 
 from rag.numbers import Value, read_values, same_figure, same_value
-from rag.patterns import DOC_NUMBER_RE, PHONE_RE
+from rag.patterns import DATE_FIELDS_RE, DOC_NUMBER_RE, EN_DATE_FIELDS_RE, PHONE_RE, date_fields
 from rag.text import CJK_RE, normalize
 from rag.types import Statement
 
@@ -20,13 +19,7 @@ CITATION_RE = re.compile(r"[\[【]\s*(\d{1,3}(?:\s*[,，、;；\-–~]\s*\d{1,3}
 _SENTENCE_END_RE = re.compile(r"[。！？!?；;]+|\n+|(?<![\d.])\.(?=\s|$)|(?<=\d)\.(?=\s+[A-Z])")
 _LIST_MARK_RE = re.compile(r"^\s*(?:[-*•·]\s+|\d{1,2}[.、)）](?!\d)\s*|[(（]\d{1,2}[)）]\s*|[一二三四五六七八九十]+[、.]\s*)")
 _QUOTE_RE = re.compile(r"「([^「」\n]{2,200})」|“([^“”\n]{2,200})”|\"([^\"\n]{2,200})\"|《([^《》\n]{1,100})》|『([^『』\n]{2,200})』")
-_CN_DATE_RE = re.compile(r"(?<!\d)(?:(?P<y>\d{4})\s*年\s*)?(?P<m>\d{1,2})\s*月\s*(?:(?P<d>\d{1,2})\s*[日号])?"
-                         r"|(?<!\d)(?P<iy>\d{4})-(?P<im>\d{1,2})-(?P<id>\d{1,2})(?!\d)")
-_MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
-_MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
-_MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
-_EN_DATE_RE = re.compile(rf"\b(?:(?P<d1>\d{{1,2}})\s+)?(?P<mon>{_MONTH_ALT})\.?(?:\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?)?"
-                         rf",?\s+(?P<y>\d{{4}})\b", re.IGNORECASE)
+_DATE_PATTERNS = (DATE_FIELDS_RE, EN_DATE_FIELDS_RE)
 _SPACE_RE = re.compile(r"\s+")
 _DIGIT_RUN_RE = re.compile(r"(?<![\d.])\d[\d\-－—–() ]*\d(?![\d.])")  # a phone number as printed, separators and all
 
@@ -66,17 +59,6 @@ def _digits(text: str) -> str:
     return re.sub(r"\D", "", text)
 
 
-def _date_parts(match: re.Match) -> tuple[int | None, int | None, int | None]:
-    groups = match.groupdict()
-    if groups.get("iy"):
-        return int(groups["iy"]), int(groups["im"]), int(groups["id"])
-    if groups.get("mon"):
-        day = groups.get("d1") or groups.get("d2")
-        return int(groups["y"]), _MONTHS[groups["mon"].lower()], int(day) if day else None
-    return (int(groups["y"]) if groups.get("y") else None, int(groups["m"]),
-            int(groups["d"]) if groups.get("d") else None)
-
-
 def _overlaps(span: tuple[int, int], taken: list[tuple[int, int]]) -> bool:
     return any(span[0] < e and s < span[1] for s, e in taken)
 
@@ -100,7 +82,7 @@ def find_claims(text: str) -> list[Claim]:
     for pattern, kind in ((DOC_NUMBER_RE, "document"), (PHONE_RE, "phone")):
         for m in pattern.finditer(folded):
             add(kind, m.start(), m.end())
-    for pattern in (_CN_DATE_RE, _EN_DATE_RE):
+    for pattern in _DATE_PATTERNS:
         for m in pattern.finditer(folded):
             add("date", m.start(), m.end())
     for value in read_values(text):
@@ -116,9 +98,9 @@ class _Source:
         text = passage.text
         self.values: list[Value] = read_values(text)
         self.header_values: list[Value] = read_values(passage.header)
-        folded, header = normalize(text), normalize(passage.header)
-        self.dates = [(m.start(), m.end(), _date_parts(m)) for p in (_CN_DATE_RE, _EN_DATE_RE) for m in p.finditer(folded)]
-        self.header_dates = [_date_parts(m) for p in (_CN_DATE_RE, _EN_DATE_RE) for m in p.finditer(header)]
+        self.folded, self.folded_header = normalize(text), normalize(passage.header)  # same length as the text
+        self.dates = [(m.start(), m.end(), date_fields(m)) for p in _DATE_PATTERNS for m in p.finditer(self.folded)]
+        self.header_dates = [date_fields(m) for p in _DATE_PATTERNS for m in p.finditer(self.folded_header)]
         self.years = {int(v.value) for v in self.values + self.header_values if _is_year(v)}
         self.years |= {d[0] for d in self.header_dates + [d for _, _, d in self.dates] if d[0]}
         self.squashed = _squash(text)
@@ -133,18 +115,19 @@ class _Source:
             return bool(spans) or needle in self.squashed_header, spans
         if claim.kind == "document":  # the issuer's part may be cut differently: 文件为冀政办字〔2024〕12号
             needle = _squash(claim.text)
-            spans = [(m.start(), m.end()) for m in DOC_NUMBER_RE.finditer(normalize(text))
+            spans = [(m.start(), m.end()) for m in DOC_NUMBER_RE.finditer(self.folded)
                      if _same_document_number(needle, _squash(m.group(0)))]
             in_header = any(_same_document_number(needle, _squash(m.group(0)))
-                            for m in DOC_NUMBER_RE.finditer(normalize(self.passage.header)))
+                            for m in DOC_NUMBER_RE.finditer(self.folded_header))
             return bool(spans) or in_header, spans
         if claim.kind == "phone":  # 12315 is backed by 0731-12315, 0311-86901234 by (0311)86901234
             needle = _digits(claim.text)
-            spans = [span for m in _DIGIT_RUN_RE.finditer(normalize(text)) for span in _digit_groups(m, needle)]
+            spans = [span for m in _DIGIT_RUN_RE.finditer(self.folded) for span in _digit_groups(m, needle)]
             return bool(spans), spans
         if claim.kind == "date":
-            m = _CN_DATE_RE.fullmatch(normalize(claim.text)) or _EN_DATE_RE.fullmatch(normalize(claim.text))
-            wanted = _date_parts(m) if m else (None, None, None)
+            folded = normalize(claim.text)
+            m = DATE_FIELDS_RE.fullmatch(folded) or EN_DATE_FIELDS_RE.fullmatch(folded)
+            wanted = date_fields(m) if m else (None, None, None)
             spans = [(s, e) for s, e, parts in self.dates if self._same_date(wanted, parts)]
             return bool(spans) or any(self._same_date(wanted, parts) for parts in self.header_dates), spans
         value = claim.value
@@ -189,10 +172,7 @@ def _backs(claimed: Value, source: Value) -> bool:
     (3250 for 3250万元)."""
     if same_figure(claimed, source):
         return True
-    if claimed.unit:
-        return False
-    printed = read_values(source.text.split("万")[0].split("亿")[0])
-    return bool(printed) and same_value(claimed.value, printed[0].value)
+    return not claimed.unit and same_value(claimed.value, source.printed)
 
 
 def _squashed_spans(text: str, needle: str) -> list[tuple[int, int]]:

@@ -84,7 +84,6 @@ class ChatClient:
         worker = threading.Thread(target=self._run, args=(messages, on_text is not None, deadline, events),
                                   daemon=True, name="llm-request")
         worker.start()
-        pieces: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
             try:
@@ -92,13 +91,11 @@ class ChatClient:
             except queue.Empty:
                 raise GenerationFailed(f"the language model did not answer within {self.config.timeout:g} s") from None
             if kind == "text":
-                pieces.append(value)
-                if on_text:
-                    on_text(value)
+                on_text(value)  # only a stream sends pieces, and only when on_text asked for one
             elif kind == "error":
                 raise GenerationFailed(value)
             else:
-                return "".join(pieces) if on_text else value
+                return value
 
     # ---- the worker thread ---------------------------------------------------------------------
     def _run(self, messages: list[dict], stream: bool, deadline: float, events: queue.Queue) -> None:

@@ -95,8 +95,7 @@ def written_answer(question: str, hits: list[Hit], extractive: Answer, config: L
     for statement in statements:
         if statement.supported:
             continue
-        citation_problem = len(statement.failed) < len(statement.problems)
-        unsupported.extend(statement.failed + ([statement.text] if citation_problem else []))
+        unsupported.extend(statement.failed + ([statement.text] if statement.citation_fault else []))
     return Answer(question=question, text=text, found=True, citations=citations, kind=extractive.kind,
                   exact=False, completed_question=extractive.completed_question, generated=True,
                   verified=all(s.supported for s in statements), unsupported=list(dict.fromkeys(unsupported)),
