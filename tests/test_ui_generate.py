@@ -262,3 +262,21 @@ def test_gradio_ask_with_generate(served, llm):
     result = client.predict(question=HIGH_TECH_ZH, generate=True, api_name="/ask")
     assert result["generated"] is True and result["verified"] is True and result["answer"] == VERIFIED
     assert client.predict(question=HIGH_TECH_ZH, api_name="/ask")["generated"] is False
+
+
+def test_the_api_gives_up_its_answer_slot_while_the_model_writes(chat, llm):
+    """/ask (and the REST API, through the same run_answer) hold a place only while retrieving and extracting."""
+    from ui.app import ANSWER_SLOTS, CONCURRENCY
+
+    llm.script(default={"content": VERIFIED, "delay": 1.5})
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(chat.ask(HIGH_TECH_ZH, generate=True)))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not llm.requests() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert llm.requests(), "the model was never asked"
+    assert ANSWER_SLOTS._value == CONCURRENCY  # the model is writing; no answer place is held meanwhile
+    worker.join(30)
+    assert result["generated"] and result["verified"]
+    assert ANSWER_SLOTS._value == CONCURRENCY

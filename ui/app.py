@@ -269,14 +269,26 @@ def answer_footer(answer: Answer, mode: str) -> str:
 
 def run_answer(index: Index, question: str, k: int, mode: str, filters: dict, history: list | None = None,
                generate: bool = False, llm: "LLMConfig | None" = None,
-               on_text: Callable[[str], None] | None = None,
-               on_extracted: Callable[[Answer], None] | None = None) -> Answer:
-    """index.answer, written by the served language model when `generate` asks for it; a server without one
-    answers as always, with the note that says so (never the RAG_LLM_* variables of whoever imports this)."""
-    if generate and llm is None:
-        return replace(index.answer(question, k=k, mode=mode, filters=filters, history=history), note=NOT_CONFIGURED)
-    return index.answer(question, k=k, mode=mode, filters=filters, history=history, generate=bool(generate),
-                        llm=llm, on_text=on_text, on_extracted=on_extracted)
+               on_text: Callable[[str], None] | None = None) -> Answer:
+    """index.answer within the server's one answer budget (ANSWER_SLOTS), for the chat, /ask and the REST API
+    alike: its place is held while the answer is retrieved and extracted, and given up while the served language
+    model writes (waiting costs no CPU). A server without a model answers as always, with the note that says so
+    (never the RAG_LLM_* variables of whoever imports this)."""
+    held = [ANSWER_SLOTS.acquire()]
+
+    def free_slot(_extracted: Answer | None = None) -> None:
+        if held:  # once, at the extraction or at the end
+            held.pop()
+            ANSWER_SLOTS.release()
+
+    try:
+        if generate and llm is None:
+            return replace(index.answer(question, k=k, mode=mode, filters=filters, history=history),
+                           note=NOT_CONFIGURED)
+        return index.answer(question, k=k, mode=mode, filters=filters, history=history, generate=bool(generate),
+                            llm=llm, on_text=on_text, on_extracted=free_slot)
+    finally:
+        free_slot()
 
 
 def as_switch(value: Any) -> bool:
@@ -324,8 +336,7 @@ class WebChat:
         with user_errors():
             resolved, switch = resolve_mode(mode), as_switch(generate)
             question, k, filters = check_question(question), parse_k(k), build_filters(doc_id, issuer, year)
-            with ANSWER_SLOTS:
-                answer = run_answer(self.current.get(), question, k, resolved, filters, generate=switch, llm=self.llm)
+            answer = run_answer(self.current.get(), question, k, resolved, filters, generate=switch, llm=self.llm)
             return answer_json(answer, resolved)
 
     def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict:
@@ -361,37 +372,26 @@ class WebChat:
                year: str, turns: list, generate: bool = False) -> Iterator[tuple]:
         """The page's handler: `respond`'s outputs, once; with the written-answer switch on, first the text as the
         model writes it (at most every STREAM_INTERVAL, marked as not checked yet), then the checked reply. The
-        answer runs in a worker thread that holds its ANSWER_SLOTS place until the extracted answer is ready (waiting
-        for the model costs no CPU), even when the page goes away meanwhile."""
+        answer runs in a worker thread (run_answer keeps the budget), which finishes even when the page goes away."""
         with user_errors():
             resolved, index = resolve_mode(mode), self.current.get()
             turns = list(turns or [])
             k, filters = parse_k(k), build_filters(doc_id, issuer, year)
             if not (as_switch(generate) and self.llm is not None):
-                with ANSWER_SLOTS:
-                    answer = index.answer(question, k=k, mode=resolved, filters=filters, history=turns)
-                yield self.reply(index, answer, resolved, history, turns)
+                yield self.reply(index, run_answer(index, question, k, resolved, filters, history=turns), resolved,
+                                 history, turns)
                 return
             pieces: queue.SimpleQueue = queue.SimpleQueue()
             outcome: dict[str, Any] = {}
             done = object()
 
             def work() -> None:
-                held = [ANSWER_SLOTS.acquire()]
-
-                def free_slot(_extracted: Answer | None = None) -> None:
-                    if held:  # once: the retrieval and extraction are done, waiting for the model costs no CPU
-                        held.pop()
-                        ANSWER_SLOTS.release()
-
                 try:
                     outcome["answer"] = run_answer(index, question, k, resolved, filters, history=list(turns),
-                                                   generate=True, llm=self.llm, on_text=pieces.put,
-                                                   on_extracted=free_slot)
+                                                   generate=True, llm=self.llm, on_text=pieces.put)
                 except Exception as exc:  # raised again in the handler, which turns it into a message
                     outcome["error"] = exc
                 finally:
-                    free_slot()
                     pieces.put(done)
 
             threading.Thread(target=work, name="written-answer", daemon=True).start()

@@ -269,10 +269,14 @@ def create_api(index: Index | CurrentIndex, api_key: str | None = None, library:
         with ANSWER_SLOTS:  # shared with the chat: at most CONCURRENCY answers run at once in the whole server
             return fn(*args, **kwargs)
 
-    async def heavy(fn: Callable, *args, **kwargs):
-        """Run a search or an answer in a worker thread, at most CONCURRENCY at once (the rest wait their turn)."""
+    async def threaded(fn: Callable, *args, **kwargs):
+        """Run fn in a worker thread, at most CONCURRENCY at once (the rest wait their turn)."""
         async with slots:
-            return await run_in_threadpool(within_budget, fn, *args, **kwargs)
+            return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def heavy(fn: Callable, *args, **kwargs):
+        """A search in a worker thread, within the server's answer budget (run_answer keeps it itself)."""
+        return await threaded(within_budget, fn, *args, **kwargs)
 
     api.add_exception_handler(RagError, lambda request, exc: error(400, str(exc)))
     api.add_exception_handler(UploadRefused, lambda request, exc: error(exc.status, str(exc)))
@@ -303,7 +307,7 @@ def create_api(index: Index | CurrentIndex, api_key: str | None = None, library:
         conversation so a follow-up (那2022年呢？) is completed from it; `generate` has the server's language
         model write it, each sentence checked against the passages it cites."""
         question, mode = check_question(body.question), resolve_mode(body.mode)
-        result = await heavy(run_answer, current.get(), question, body.k, mode, body.filters,
+        result = await threaded(run_answer, current.get(), question, body.k, mode, body.filters,
                              history=[turn.model_dump() for turn in body.history], generate=body.generate, llm=llm)
         return answer_json(result, mode)
 
